@@ -1,0 +1,406 @@
+// Command bench measures Glimpse end to end and prints every figure next to
+// a reference measured in the same run, because machines here are shared
+// and noisy: absolute times drift, ratios hold.
+//
+//	(a) the in-process limit: decode + preprocess + inference on all cores, no queue, no HTTP
+//	(b) `glimpse serve` end-to-end async throughput over HTTP (upload all, wait for all results)
+//	(c) their ratio b/a — what the service keeps of the machine's raw capacity
+//	(d) 100 concurrent synchronous requests (?wait=): average and max latency
+//
+// for 1 MP and 12 MP JPEGs made from a real photo. Run it with `make bench`.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/jpeg"
+	_ "image/png"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/image/draw"
+
+	"github.com/glimpse-oss/glimpse/internal/analyzer/classify"
+	"github.com/glimpse-oss/glimpse/internal/imagedata"
+	"github.com/glimpse-oss/glimpse/internal/models"
+)
+
+func main() {
+	bin := flag.String("bin", "bin/glimpse", "glimpse binary to run `serve` from")
+	n1 := flag.Int("n1", 300, "1 MP images per throughput run")
+	n12 := flag.Int("n12", 40, "12 MP images per throughput run")
+	syncN := flag.Int("sync", 100, "concurrent synchronous requests")
+	src := flag.String("photo", "", "source photo (default: .deps/testdata/dog.jpg)")
+	mode := flag.String("mode", "all", "what to measure: service (throughput and latency), features (per-feature cost) or all")
+	rounds := flag.Int("rounds", 15, "jobs per feature and size in the features table")
+	flag.Parse()
+	if err := run(*bin, *src, *mode, *n1, *n12, *syncN, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type sizeCase struct {
+	name   string
+	w, h   int
+	n      int
+	images [][]byte
+}
+
+func run(bin, src, mode string, n1, n12, syncN, rounds int) error {
+	if src == "" {
+		src = filepath.Join(".deps", "testdata", "dog.jpg")
+	}
+	base, err := loadImage(src)
+	if err != nil {
+		return err
+	}
+	if mode != "all" && mode != "service" && mode != "features" {
+		return fmt.Errorf("-mode %q: want service, features or all", mode)
+	}
+	if mode == "features" {
+		model, err := loadBenchModel()
+		if err != nil {
+			return err
+		}
+		return featureCosts(model, base, rounds)
+	}
+	cases := []*sizeCase{
+		{name: "1 MP", w: 1155, h: 866, n: max(n1, syncN)},
+		{name: "12 MP", w: 4000, h: 3000, n: max(n12, syncN)},
+	}
+	fmt.Printf("Glimpse benchmark — %d CPUs, JPEG decoder %s, %s\n", runtime.NumCPU(), imagedata.Backend(), time.Now().Format(time.DateTime))
+	for _, c := range cases {
+		fmt.Printf("making %d distinct %s JPEGs from %s …\n", c.n, c.name, filepath.Base(src))
+		c.images = makeJPEGs(base, c.w, c.h, c.n)
+	}
+
+	model, err := loadBenchModel()
+	if err != nil {
+		return err
+	}
+
+	type row struct {
+		name                      string
+		inproc, async             float64 // images per second
+		syncAvg, syncMax, syncP50 time.Duration
+	}
+	var rows []row
+	for _, c := range cases {
+		n := n1
+		if c.name == "12 MP" {
+			n = n12
+		}
+		inproc, err := inProcess(model, c.images[:n], runtime.NumCPU())
+		if err != nil {
+			return err
+		}
+		async, err := serveAsync(bin, c.images[:n])
+		if err != nil {
+			return err
+		}
+		avg, p50, mx, err := serveSync(bin, c.images[:syncN])
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: in-process %.1f img/s, serve async %.1f img/s, sync avg %v max %v\n", c.name, inproc, async, avg.Round(time.Millisecond), mx.Round(time.Millisecond))
+		rows = append(rows, row{c.name, inproc, async, avg, mx, p50})
+	}
+
+	fmt.Println()
+	fmt.Printf("%-6s  %14s  %14s  %9s  %24s\n", "size", "(a) in-process", "(b) serve async", "(c) b/a", fmt.Sprintf("(d) %d sync: avg/p50/max", syncN))
+	for _, r := range rows {
+		fmt.Printf("%-6s  %10.1f img/s  %10.1f img/s  %9.2f  %8s / %s / %s\n", r.name, r.inproc, r.async, r.async/r.inproc,
+			r.syncAvg.Round(time.Millisecond), r.syncP50.Round(time.Millisecond), r.syncMax.Round(time.Millisecond))
+	}
+	fmt.Println("\ntargets (2 cores): (c) ≥ 0.85; 1 MP sync avg ≤ 0.6 s and max ≤ 1.2 s")
+	if mode == "all" {
+		return featureCosts(model, base, rounds)
+	}
+	return nil
+}
+
+func loadBenchModel() (*models.Model, error) {
+	model, err := models.Locate("")
+	if err != nil {
+		return nil, err
+	}
+	lib, err := models.FindRuntime("")
+	if err != nil {
+		return nil, err
+	}
+	return model, classify.InitRuntime(lib)
+}
+
+// inProcess is the reference: the same images through decode + preprocess +
+// inference with one classifier per core, nothing else.
+func inProcess(model *models.Model, images [][]byte, workers int) (float64, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cls, err := classify.New(classify.Config{Model: model})
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer cls.Close()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(images) {
+					return
+				}
+				img, err := imagedata.Decode(images[i], imagedata.DefaultLimits(), imagedata.DecodeOptions{MinSide: cls.MinSide()})
+				if err != nil {
+					errc <- err
+					return
+				}
+				if _, err := cls.Classify(context.Background(), img.Image); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return 0, err
+	default:
+	}
+	return float64(len(images)) / time.Since(start).Seconds(), nil
+}
+
+// serveAsync uploads every image to a fresh serve (8 uploads in flight) and
+// waits for all results; throughput counts from the first upload to the last result.
+func serveAsync(bin string, images [][]byte) (float64, error) {
+	s, err := startServe(bin)
+	if err != nil {
+		return 0, err
+	}
+	defer s.stop()
+	ids := make([]string, len(images))
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(images) {
+					return
+				}
+				v, code, err := upload(s.url, "", images[i])
+				if err != nil || code != 202 {
+					errc <- fmt.Errorf("async upload: %d %v", code, err)
+					return
+				}
+				ids[i] = v.ID
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return 0, err
+	default:
+	}
+	for {
+		done, err := countDone(s.url)
+		if err != nil {
+			return 0, err
+		}
+		if done >= len(images) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return float64(len(images)) / time.Since(start).Seconds(), nil
+}
+
+// serveSync sends every image at once with ?wait= and reports latencies.
+func serveSync(bin string, images [][]byte) (avg, p50, mx time.Duration, err error) {
+	s, err := startServe(bin)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer s.stop()
+	lat := make([]time.Duration, len(images))
+	errs := make([]error, len(images))
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := range images {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			t0 := time.Now()
+			v, code, err := upload(s.url, "?wait=60s", images[i])
+			if err != nil {
+				err = fmt.Errorf("sync upload %d: %w", code, err)
+			}
+			lat[i] = time.Since(t0)
+			if err == nil && (code != 200 || v.Status != "done") {
+				err = fmt.Errorf("sync upload: %d %s", code, v.Status)
+			}
+			errs[i] = err
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, 0, 0, err
+	}
+	var sum time.Duration
+	for _, l := range lat {
+		sum += l
+	}
+	slices.Sort(lat)
+	return sum / time.Duration(len(lat)), lat[len(lat)/2], lat[len(lat)-1], nil
+}
+
+type view struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}}
+
+func upload(base, query string, b []byte) (view, int, error) {
+	var v view
+	resp, err := client.Post(base+"/v1/images"+query, "image/jpeg", bytes.NewReader(b))
+	if err != nil {
+		return v, 0, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&v)
+	return v, resp.StatusCode, err
+}
+
+func countDone(base string) (int, error) {
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, `glimpse_worker_jobs_total{outcome="done"} `) {
+			var n float64
+			fmt.Sscan(strings.TrimPrefix(line, `glimpse_worker_jobs_total{outcome="done"} `), &n)
+			return int(n), nil
+		}
+	}
+	return 0, sc.Err()
+}
+
+type server struct {
+	cmd  *exec.Cmd
+	url  string
+	data string
+}
+
+func startServe(bin string) (*server, error) {
+	data, err := os.MkdirTemp("", "glimpse-bench-")
+	if err != nil {
+		return nil, err
+	}
+	// A fixed pool of one worker per core, as the in-process reference uses:
+	// the comparison is of the service overhead, not of autoscaling.
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn", "--workers", strconv.Itoa(runtime.NumCPU()))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(out)
+	s := &server{cmd: cmd, data: data}
+	for sc.Scan() {
+		if i := strings.Index(sc.Text(), "running at "); i >= 0 {
+			s.url = strings.TrimSpace(sc.Text()[i+len("running at "):])
+			break
+		}
+	}
+	if s.url == "" {
+		cmd.Process.Kill()
+		return nil, errors.New("serve did not start")
+	}
+	go io.Copy(io.Discard, out)
+	for range 600 {
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop()
+	return nil, errors.New("serve never became ready")
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+	os.RemoveAll(s.data)
+}
+
+func loadImage(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w (run make setup for the test photos)", err)
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	return img, err
+}
+
+// makeJPEGs scales base to w×h and makes n distinct JPEGs from it (a few
+// pixels differ, so content hashes differ and none is deduplicated).
+func makeJPEGs(base image.Image, w, h, n int) [][]byte {
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), base, base.Bounds(), draw.Src, nil)
+	out := make([][]byte, n)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range out {
+		for k := 0; k < 8; k++ {
+			o := dst.PixOffset(r.IntN(w), r.IntN(h))
+			dst.Pix[o] = uint8(r.IntN(256))
+		}
+		var buf bytes.Buffer
+		jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 90})
+		out[i] = buf.Bytes()
+	}
+	return out
+}

@@ -1,0 +1,48 @@
+// Package standard lists the analyzers a Glimpse worker runs: every feature
+// this build knows, explicitly, in the order the pipeline runs them.
+package standard
+
+import (
+	"github.com/glimpse-oss/glimpse/internal/analyzer"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/classify"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/colors"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/exif"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/faces"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/phash"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/qr"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/quality"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/thumbnail"
+	"github.com/glimpse-oss/glimpse/internal/models"
+)
+
+// New makes one worker's pipeline. Each analyzer in it belongs to that
+// worker alone (the classifier's ONNX session is not shareable). blobs
+// receives thumbnails.
+func New(model *models.Model, blobs thumbnail.Blobs) (*analyzer.Pipeline, error) {
+	cls, err := classify.New(classify.Config{Model: model})
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*analyzer.Pipeline, error) {
+		cls.Close()
+		return nil, err
+	}
+	fc, err := faces.New(faces.Config{})
+	if err != nil {
+		return fail(err)
+	}
+	qa, err := quality.New(quality.Config{})
+	if err != nil {
+		return fail(err)
+	}
+	th, err := thumbnail.New(thumbnail.Config{Blobs: blobs})
+	if err != nil {
+		return fail(err)
+	}
+	p, err := analyzer.NewPipeline(analyzer.DefaultTimeout,
+		cls, qr.New(qr.Config{}), exif.New(), fc, colors.New(), qa, phash.New(), th)
+	if err != nil {
+		return fail(err)
+	}
+	return p, nil
+}

@@ -1,0 +1,349 @@
+package blobstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// backends opens one store per backend: file:// (its signed URLs served by
+// a test server, as the web server serves them), mem://, and s3:// on a
+// versitygw started for the test (skipped when versitygw is missing).
+var backends = []struct {
+	name string
+	open func(t *testing.T) *Store
+}{
+	{"file", func(t *testing.T) *Store {
+		var s *Store
+		srv := httptest.NewServer(signedHandler(&s))
+		t.Cleanup(srv.Close)
+		s, err := OpenConfig(context.Background(), "file://"+filepath.ToSlash(filepath.Join(t.TempDir(), "blobs")), Config{BaseURL: srv.URL + "/blobs"})
+		if err != nil {
+			t.Fatalf("OpenConfig(file): %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}},
+	{"mem", func(t *testing.T) *Store {
+		s, err := Open(context.Background(), "mem://")
+		if err != nil {
+			t.Fatalf("Open(mem://): %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}},
+	{"s3", func(t *testing.T) *Store {
+		u := startVersityGW(t)
+		s, err := Open(context.Background(), u)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", u, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}},
+}
+
+// signedHandler serves signed file:// URLs the way the web server does:
+// CheckSignedRequest, then GET or PUT the blob.
+func signedHandler(s **Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := (*s).CheckSignedRequest(r.Context(), r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			b, err := (*s).Get(r.Context(), key)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusNotFound)
+				return
+			}
+			w.Write(b)
+		case http.MethodPut:
+			b, err := io.ReadAll(r.Body)
+			if err == nil {
+				err = (*s).Put(r.Context(), key, b, r.Header.Get("Content-Type"))
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+			}
+		default:
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		}
+	})
+}
+
+// TestConformance runs the same behaviour checks over every backend.
+func TestConformance(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s *Store)
+	}{
+		{"put get", testPutGet},
+		{"overwrite", testOverwrite},
+		{"missing", testMissing},
+		{"reader attrs", testReader},
+		{"delete", testDelete},
+		{"bad keys", testBadKeys},
+		{"ping", func(t *testing.T, s *Store) {
+			if err := s.Ping(context.Background()); err != nil {
+				t.Errorf("Ping: %v", err)
+			}
+		}},
+		{"signed get", testSignedGet},
+		{"signed put", testSignedPut},
+		{"signed tampered", testSignedTampered},
+		{"signed expired", testSignedExpired},
+		{"sign options", testSignOptions},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t)
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) { tt.run(t, s) })
+			}
+		})
+	}
+}
+
+func testPutGet(t *testing.T, s *Store) {
+	ctx := context.Background()
+	tests := []struct {
+		key string
+		b   []byte
+		ct  string
+	}{
+		{"inputs/t1/img_0001", []byte("\xff\xd8\xff jpeg bytes"), "image/jpeg"},
+		{"results/img_0001.json", []byte(`{"labels":[]}`), "application/json"},
+		{"empty", nil, "application/octet-stream"},
+		{"deep/a/b/c/d", bytes.Repeat([]byte{7}, 1<<20), "image/png"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			if err := s.Put(ctx, tt.key, tt.b, tt.ct); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			got, err := s.Get(ctx, tt.key)
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if !bytes.Equal(got, tt.b) {
+				t.Errorf("Get = %d bytes; want %d", len(got), len(tt.b))
+			}
+			a, err := s.Stat(ctx, tt.key)
+			if err != nil {
+				t.Fatalf("Stat: %v", err)
+			}
+			if a.ContentType != tt.ct || a.Size != int64(len(tt.b)) {
+				t.Errorf("Stat = %+v; want type %q size %d", a, tt.ct, len(tt.b))
+			}
+			if len(a.SHA256) != 64 {
+				t.Errorf("Stat SHA256 = %q; want a hex digest", a.SHA256)
+			}
+			ok, err := s.Exists(ctx, tt.key)
+			if err != nil || !ok {
+				t.Errorf("Exists = %v, %v; want true, nil", ok, err)
+			}
+		})
+	}
+}
+
+func testOverwrite(t *testing.T, s *Store) {
+	ctx := context.Background()
+	for _, v := range []string{"first", "second, longer"} {
+		if err := s.Put(ctx, "over/write", []byte(v), "text/plain"); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		got, err := s.Get(ctx, "over/write")
+		if err != nil || string(got) != v {
+			t.Errorf("Get = %q, %v; want %q", got, err, v)
+		}
+	}
+}
+
+func testMissing(t *testing.T, s *Store) {
+	ctx := context.Background()
+	if _, err := s.Get(ctx, "no/such"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(missing) = %v; want ErrNotFound", err)
+	}
+	if _, _, err := s.NewReader(ctx, "no/such"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("NewReader(missing) = %v; want ErrNotFound", err)
+	}
+	if _, err := s.Stat(ctx, "no/such"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Stat(missing) = %v; want ErrNotFound", err)
+	}
+	if ok, err := s.Exists(ctx, "no/such"); ok || err != nil {
+		t.Errorf("Exists(missing) = %v, %v; want false, nil", ok, err)
+	}
+}
+
+func testReader(t *testing.T, s *Store) {
+	ctx := context.Background()
+	want := []byte("streamed bytes")
+	if err := s.Put(ctx, "r/1", want, "image/webp"); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	r, a, err := s.NewReader(ctx, "r/1")
+	if err != nil {
+		t.Fatalf("NewReader: %v", err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("read = %q, %v; want %q", got, err, want)
+	}
+	if a.Size != int64(len(want)) || a.ContentType != "image/webp" || a.ModTime.IsZero() {
+		t.Errorf("Attrs = %+v; want size %d, image/webp, a mod time", a, len(want))
+	}
+}
+
+func testDelete(t *testing.T, s *Store) {
+	ctx := context.Background()
+	if err := s.Put(ctx, "d/1", []byte("x"), "text/plain"); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	for i := 0; i < 2; i++ { // the second delete is of a missing key
+		if err := s.Delete(ctx, "d/1"); err != nil {
+			t.Fatalf("Delete #%d: %v", i, err)
+		}
+	}
+	if ok, _ := s.Exists(ctx, "d/1"); ok {
+		t.Errorf("Exists after Delete = true; want false")
+	}
+}
+
+func testBadKeys(t *testing.T, s *Store) {
+	ctx := context.Background()
+	for _, key := range []string{"", "/abs", "a//b", "a/", "../x", "a/../b", "a/./b", "..", "a\\b"} {
+		t.Run(key, func(t *testing.T) {
+			if err := s.Put(ctx, key, []byte("x"), "text/plain"); !errors.Is(err, ErrBadKey) {
+				t.Errorf("Put(%q) = %v; want ErrBadKey", key, err)
+			}
+			if _, err := s.Get(ctx, key); !errors.Is(err, ErrBadKey) {
+				t.Errorf("Get(%q) = %v; want ErrBadKey", key, err)
+			}
+			if err := s.Delete(ctx, key); !errors.Is(err, ErrBadKey) {
+				t.Errorf("Delete(%q) = %v; want ErrBadKey", key, err)
+			}
+			if _, err := s.Exists(ctx, key); !errors.Is(err, ErrBadKey) {
+				t.Errorf("Exists(%q) = %v; want ErrBadKey", key, err)
+			}
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		url  string
+		want error
+	}{
+		{"", ErrBadURL},
+		{"relative/dir", ErrBadURL},
+		{"file://host/dir", ErrBadURL},
+		{"file:relative", ErrBadURL},
+		{"nosuch://bucket", nil}, // any error
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			s, err := Open(ctx, tt.url)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q) = nil error", tt.url)
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("Open(%q) = %v; want %v", tt.url, err, tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "blobstore: ") {
+				t.Errorf("Open(%q) error %q lacks the package prefix", tt.url, err)
+			}
+		})
+	}
+}
+
+// TestFileLayout checks that file:// creates its directory, stores blobs
+// as plain files under their key and leaves no temp files behind.
+func TestFileLayout(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "new", "blobs")
+	s, err := Open(ctx, "file://"+filepath.ToSlash(dir))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	if err := s.Put(ctx, "inputs/t1/img_1", []byte("abc"), "image/png"); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "inputs", "t1", "img_1"))
+	if err != nil || string(got) != "abc" {
+		t.Fatalf("file = %q, %v; want %q", got, err, "abc")
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "inputs", "t1"))
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("temp file %s left behind", e.Name())
+		}
+	}
+}
+
+func TestSignedURL(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenConfig(ctx, "file://"+filepath.ToSlash(t.TempDir()), Config{
+		SigningKey: []byte("0123456789abcdef0123456789abcdef"),
+		BaseURL:    "https://glimpse.example/blobs",
+	})
+	if err != nil {
+		t.Fatalf("OpenConfig: %v", err)
+	}
+	defer s.Close()
+	raw, err := s.SignedURL(ctx, "inputs/t1/img_1", "GET", time.Hour)
+	if err != nil {
+		t.Fatalf("SignedURL: %v", err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("parse %q: %v", raw, err)
+	}
+	if u.Host != "glimpse.example" {
+		t.Errorf("signed url host = %q; want glimpse.example", u.Host)
+	}
+	key, method, err := s.KeyFromSignedURL(ctx, u)
+	if err != nil || key != "inputs/t1/img_1" || method != "GET" {
+		t.Errorf("KeyFromSignedURL = %q, %q, %v; want inputs/t1/img_1, GET, nil", key, method, err)
+	}
+	forged := *u
+	q := forged.Query()
+	q.Set("obj", "inputs/t2/img_2")
+	forged.RawQuery = q.Encode()
+	if _, _, err := s.KeyFromSignedURL(ctx, &forged); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("KeyFromSignedURL(forged) = %v; want ErrBadSignature", err)
+	}
+	mem, err := Open(ctx, "mem://")
+	if err != nil {
+		t.Fatalf("Open mem: %v", err)
+	}
+	defer mem.Close()
+	if _, _, err := mem.KeyFromSignedURL(ctx, u); !errors.Is(err, ErrNoSigning) {
+		t.Errorf("mem KeyFromSignedURL = %v; want ErrNoSigning", err)
+	}
+}
+
+// TestS3Routes checks that s3:// URLs reach the s3blob driver; opening does
+// not contact the server.
+func TestS3Routes(t *testing.T) {
+	s, err := Open(context.Background(), "s3://glimpse-test?region=us-east-1")
+	if err != nil {
+		t.Fatalf("Open(s3://): %v", err)
+	}
+	s.Close()
+}

@@ -1,0 +1,120 @@
+//go:build turbojpeg && cgo
+
+package imagedata
+
+/*
+#cgo pkg-config: libturbojpeg
+#include <stdlib.h>
+#include <turbojpeg.h>
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Backend names the JPEG decoder compiled in: "libjpeg-turbo" when built
+// with the turbojpeg tag and cgo, "pure-go" otherwise.
+func Backend() string { return "libjpeg-turbo" }
+
+// decodeJPEG decodes with libjpeg-turbo, DCT-scaled so that the shorter side
+// stays >= minSide. Whatever turbo refuses (CMYK/YCCK, corrupt or truncated
+// data, even a warning) goes to image/jpeg at full size, so this backend
+// accepts every file the pure-Go one does and reports the same errors.
+func decodeJPEG(b []byte, h Header, minSide int) (image.Image, error) {
+	m, err := turboDecode(b, h, minSide)
+	if err == nil {
+		return m, nil
+	}
+	return decodeJPEGStd(b)
+}
+
+// tjDecoder owns one decompression handle. The cleanup frees the handle when
+// the sync.Pool drops the decoder, so pooled handles cannot leak.
+type tjDecoder struct {
+	h C.tjhandle
+}
+
+var tjPool = sync.Pool{
+	New: func() any {
+		h := C.tjInitDecompress()
+		if h == nil {
+			return nil
+		}
+		d := &tjDecoder{h: h}
+		runtime.AddCleanup(d, func(h C.tjhandle) { C.tjDestroy(h) }, h)
+		return d
+	},
+}
+
+// errTurbo marks a libjpeg-turbo failure; it never leaves this package.
+var errTurbo = errors.New("libjpeg-turbo")
+
+// flags: stop at the first warning (truncated data) rather than return a
+// half-grey image, and cap progressive scans against CPU bombs.
+const tjFlags = C.TJFLAG_STOPONWARNING | C.TJFLAG_LIMITSCANS
+
+func turboDecode(b []byte, h Header, minSide int) (image.Image, error) {
+	d, _ := tjPool.Get().(*tjDecoder)
+	if d == nil {
+		return nil, fmt.Errorf("%w: cannot create handle", errTurbo)
+	}
+	defer tjPool.Put(d)
+
+	buf := (*C.uchar)(unsafe.Pointer(unsafe.SliceData(b)))
+	size := C.ulong(len(b))
+	var w, ht, subsamp, cs C.int
+	if C.tjDecompressHeader3(d.h, buf, size, &w, &ht, &subsamp, &cs) != 0 {
+		return nil, d.err()
+	}
+	if cs == C.TJCS_CMYK || cs == C.TJCS_YCCK {
+		return nil, fmt.Errorf("%w: CMYK is left to image/jpeg", errTurbo)
+	}
+	// Inspect checked the limits on image/jpeg's reading of the header; never
+	// decode a size it did not see.
+	if int(w) != h.Width || int(ht) != h.Height {
+		return nil, fmt.Errorf("%w: header %dx%d disagrees with %dx%d", errTurbo, w, ht, h.Width, h.Height)
+	}
+	sw, sh := scaledSize(int(w), int(ht), minSide)
+	m := image.NewRGBA(image.Rect(0, 0, sw, sh))
+	rc := C.tjDecompress2(d.h, buf, size, (*C.uchar)(unsafe.Pointer(&m.Pix[0])),
+		C.int(sw), C.int(m.Stride), C.int(sh), C.TJPF_RGBA, tjFlags)
+	runtime.KeepAlive(b)
+	if rc != 0 {
+		return nil, d.err()
+	}
+	return m, nil
+}
+
+func (d *tjDecoder) err() error {
+	return fmt.Errorf("%w: %s", errTurbo, C.GoString(C.tjGetErrorStr2(d.h)))
+}
+
+// scaledSize picks the smallest of the power-of-two reductions libjpeg-turbo
+// offers (1/8, 1/4, 1/2) that keeps the shorter side >= minSide, or full
+// size. The other n/8 factors exist but have no SIMD IDCT, so they are slower.
+func scaledSize(w, h, minSide int) (int, int) {
+	if minSide <= 0 {
+		return w, h
+	}
+	var n C.int
+	sfs := unsafe.Slice(C.tjGetScalingFactors(&n), int(n))
+	bw, bh := w, h
+	for _, sf := range sfs {
+		num, den := int(sf.num), int(sf.denom)
+		if num != 1 || den <= 1 {
+			continue
+		}
+		// TJSCALED rounds up.
+		cw, ch := (w*num+den-1)/den, (h*num+den-1)/den
+		if min(cw, ch) >= minSide && cw*ch < bw*bh {
+			bw, bh = cw, ch
+		}
+	}
+	return bw, bh
+}

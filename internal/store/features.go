@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/glimpse-oss/glimpse/internal/job"
+)
+
+// Near filters images to those taken within Km of a point.
+type Near struct {
+	Lat, Lon, Km float64
+}
+
+// Similar is one near-duplicate and its Hamming distance from the query.
+type Similar struct {
+	Image    *job.Image
+	Distance int
+}
+
+// featureCols are the filterable values SaveResult pulls out of a result.
+type featureCols struct {
+	qrURL    sql.NullString
+	takenAt  *time.Time // passed through dialect.nt, like every time
+	lat, lon sql.NullFloat64
+	faces    sql.NullInt64
+	phash    sql.NullString
+}
+
+func extractFeatures(res *job.Result) featureCols {
+	var c featureCols
+	for _, code := range res.QR {
+		if code.URL != nil {
+			c.qrURL = sql.NullString{String: code.Text, Valid: true}
+			break
+		}
+	}
+	if e := res.EXIF; e != nil {
+		if t, ok := ParseTakenAt(e.TakenAt); ok {
+			c.takenAt = &t
+		}
+		if e.Latitude != nil && e.Longitude != nil {
+			c.lat = sql.NullFloat64{Float64: *e.Latitude, Valid: true}
+			c.lon = sql.NullFloat64{Float64: *e.Longitude, Valid: true}
+		}
+	}
+	if res.Faces != nil {
+		c.faces = sql.NullInt64{Int64: int64(len(res.Faces)), Valid: true}
+	}
+	if _, err := parsePHash(res.PHash); err == nil {
+		c.phash = sql.NullString{String: res.PHash, Valid: true}
+	}
+	return c
+}
+
+// ParseTakenAt reads an EXIF time as the exif analyzer writes it: RFC 3339
+// with an offset, or a local time without one (taken as UTC for filtering).
+func ParseTakenAt(s string) (time.Time, bool) {
+	if s == "" {
+		return time.Time{}, false
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+func parsePHash(s string) (uint64, error) {
+	if len(s) != 16 {
+		return 0, fmt.Errorf("store: phash %q: want 16 hex digits", s)
+	}
+	return strconv.ParseUint(s, 16, 64)
+}
+
+// featureFilters adds ListOptions' feature filters to a query's WHERE.
+func (db *DB) featureFilters(opt ListOptions, where []string, args []any) ([]string, []any) {
+	if opt.QRURL != "" {
+		// A prefix match that needs no LIKE escaping and means the same on
+		// every engine; substr counts characters, not bytes, in both.
+		where = append(where, "substr(i.qr_url, 1, ?) = ?")
+		args = append(args, utf8.RuneCountInString(opt.QRURL), opt.QRURL)
+	}
+	if !opt.TakenAfter.IsZero() {
+		where = append(where, "i.taken_at >= ?")
+		args = append(args, db.d.t(opt.TakenAfter))
+	}
+	if !opt.TakenBefore.IsZero() {
+		where = append(where, "i.taken_at < ?")
+		args = append(args, db.d.t(opt.TakenBefore))
+	}
+	if n := opt.Near; n != nil {
+		// An equirectangular distance: exact enough for the few hundred
+		// kilometres a "near" filter means, and plain arithmetic on every
+		// engine. The bounding box lets an engine skip most rows cheaply.
+		dlat := n.Km / 111.32
+		cos := math.Max(math.Cos(n.Lat*math.Pi/180), 1e-6)
+		dlon := dlat / cos
+		where = append(where, "i.lat BETWEEN ? AND ? AND i.lon BETWEEN ? AND ?",
+			"(i.lat - ?) * (i.lat - ?) + (i.lon - ?) * (i.lon - ?) * ? <= ?")
+		args = append(args, n.Lat-dlat, n.Lat+dlat, n.Lon-dlon, n.Lon+dlon,
+			n.Lat, n.Lat, n.Lon, n.Lon, cos*cos, dlat*dlat)
+	}
+	if opt.HasFaces != nil {
+		if *opt.HasFaces {
+			where = append(where, "i.faces > 0")
+		} else {
+			where = append(where, "i.faces = 0")
+		}
+	}
+	return where, args
+}
+
+// SimilarImages lists the tenant's images whose perceptual hash is within
+// maxDistance bits of image id's, nearest first, at most limit of them.
+// It returns ErrNotFound when the image is absent, and an empty list when
+// it has no hash (phash was not asked for).
+func (db *DB) SimilarImages(ctx context.Context, tenant, id string, maxDistance, limit int) ([]Similar, error) {
+	img, err := db.GetImage(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if img.Result == nil || img.Result.PHash == "" {
+		return []Similar{}, nil
+	}
+	want, err := parsePHash(img.Result.PHash)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.r.QueryContext(ctx, db.d.q(`SELECT id, phash FROM images WHERE tenant = ? AND phash IS NOT NULL AND id <> ?`), tenant, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: similar images: %w", err)
+	}
+	type hit struct {
+		id   string
+		dist int
+	}
+	var hits []hit
+	for rows.Next() {
+		var other, hash string
+		if err := rows.Scan(&other, &hash); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: similar images: %w", err)
+		}
+		h, err := parsePHash(hash)
+		if err != nil {
+			continue
+		}
+		if d := bits.OnesCount64(h ^ want); d <= maxDistance {
+			hits = append(hits, hit{other, d})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: similar images: %w", err)
+	}
+	slices.SortFunc(hits, func(a, b hit) int {
+		if a.dist != b.dist {
+			return a.dist - b.dist
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	if limit > 0 && len(hits) > limit {
+		hits = hits[:limit]
+	}
+	out := make([]Similar, 0, len(hits))
+	for _, h := range hits {
+		other, err := db.GetImage(ctx, tenant, h.id)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		out = append(out, Similar{Image: other, Distance: h.dist})
+	}
+	return out, nil
+}

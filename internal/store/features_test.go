@@ -1,0 +1,115 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/glimpse-oss/glimpse/internal/job"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// doneWith takes image n of tenant through to done with res.
+func doneWith(t *testing.T, db *DB, tenant string, n int, res *job.Result) string {
+	t.Helper()
+	ctx := context.Background()
+	img := mustCreate(t, db, testImage(tenant, n))
+	if ok, err := db.MarkProcessing(ctx, img.ID, 1); !ok || err != nil {
+		t.Fatalf("MarkProcessing = %v, %v", ok, err)
+	}
+	if ok, err := db.SaveResult(ctx, img.ID, 1, res); !ok || err != nil {
+		t.Fatalf("SaveResult = %v, %v", ok, err)
+	}
+	return img.ID
+}
+
+func testFeatureFilters(t *testing.T, db *DB) {
+	ctx := context.Background()
+	paris := doneWith(t, db, "a", 1, &job.Result{
+		QR:    []job.Code{{Text: "https://shop.example/p/1", URL: &job.URLParts{Scheme: "https", Host: "shop.example", Path: "/p/1"}}},
+		EXIF:  &job.EXIF{TakenAt: "2024-05-17T14:03:11+02:00", Latitude: ptr(48.8584), Longitude: ptr(2.2945)},
+		Faces: []job.Face{{X: 1, Y: 2, W: 3, H: 4, Confidence: 9}},
+	})
+	sydney := doneWith(t, db, "a", 2, &job.Result{
+		QR:    []job.Code{{Text: "https://other.example/x", URL: &job.URLParts{Host: "other.example"}}, {Text: "plain text"}},
+		EXIF:  &job.EXIF{TakenAt: "2024-06-01T09:00:00", Latitude: ptr(-33.8688), Longitude: ptr(151.2093)},
+		Faces: []job.Face{},
+	})
+	plain := doneWith(t, db, "a", 3, &job.Result{Labels: []job.Label{{Label: "tabby", Score: 0.5}}})
+	// Another tenant's image matching everything is never listed.
+	doneWith(t, db, "b", 1, &job.Result{QR: []job.Code{{Text: "https://shop.example/p/1", URL: &job.URLParts{}}}})
+
+	cases := []struct {
+		name string
+		opt  ListOptions
+		want []string
+	}{
+		{"qr prefix", ListOptions{QRURL: "https://shop.example/"}, []string{paris}},
+		{"qr exact", ListOptions{QRURL: "https://other.example/x"}, []string{sydney}},
+		{"qr none", ListOptions{QRURL: "https://nowhere"}, nil},
+		{"taken after", ListOptions{TakenAfter: time.Date(2024, 5, 20, 0, 0, 0, 0, time.UTC)}, []string{sydney}},
+		{"taken before (offset honoured)", ListOptions{TakenBefore: time.Date(2024, 5, 17, 12, 3, 12, 0, time.UTC)}, []string{paris}},
+		{"taken window", ListOptions{TakenAfter: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), TakenBefore: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}, []string{sydney, paris}},
+		{"near paris", ListOptions{Near: &Near{Lat: 48.86, Lon: 2.35, Km: 10}}, []string{paris}},
+		{"near paris too tight", ListOptions{Near: &Near{Lat: 48.86, Lon: 2.35, Km: 1}}, nil},
+		{"near sydney", ListOptions{Near: &Near{Lat: -33.87, Lon: 151.21, Km: 5}}, []string{sydney}},
+		{"has faces", ListOptions{HasFaces: ptr(true)}, []string{paris}},
+		{"no faces (only where faces ran)", ListOptions{HasFaces: ptr(false)}, []string{sydney}},
+		{"no filter", ListOptions{}, []string{plain, sydney, paris}},
+	}
+	// substr counts characters: a prefix with a multi-byte one still matches.
+	cafe := doneWith(t, db, "c", 1, &job.Result{QR: []job.Code{{Text: "https://café.example/menu", URL: &job.URLParts{}}}})
+	page, err := db.ListImages(ctx, ListOptions{Tenant: "c", QRURL: "https://café.example/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(page.Images); !slices.Equal(got, []string{cafe}) {
+		t.Errorf("ListImages(non-ASCII QR prefix) = %v; want [%s]", got, cafe)
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opt.Tenant = "a"
+			page, err := db.ListImages(ctx, tc.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(page.Images); !slices.Equal(got, tc.want) {
+				t.Errorf("ListImages(%+v) = %v; want %v", tc.opt, got, tc.want)
+			}
+		})
+	}
+}
+
+func testSimilarImages(t *testing.T, db *DB) {
+	ctx := context.Background()
+	base := doneWith(t, db, "a", 1, &job.Result{PHash: "f0f0f0f0f0f0f0f0"})
+	near := doneWith(t, db, "a", 2, &job.Result{PHash: "f0f0f0f0f0f0f0f1"}) // 1 bit
+	mid := doneWith(t, db, "a", 3, &job.Result{PHash: "f0f0f0f0f0f0f00f"})  // 8 bits
+	doneWith(t, db, "a", 4, &job.Result{PHash: "0f0f0f0f0f0f0f0f"})         // 64 bits
+	doneWith(t, db, "a", 5, &job.Result{})                                  // no hash
+	doneWith(t, db, "b", 1, &job.Result{PHash: "f0f0f0f0f0f0f0f0"})         // other tenant
+
+	got, err := db.SimilarImages(ctx, "a", base, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotIDs []string
+	var dists []int
+	for _, s := range got {
+		gotIDs = append(gotIDs, s.Image.ID)
+		dists = append(dists, s.Distance)
+	}
+	if !slices.Equal(gotIDs, []string{near, mid}) || !slices.Equal(dists, []int{1, 8}) {
+		t.Errorf("SimilarImages = %v %v; want [%s %s] [1 8]", gotIDs, dists, near, mid)
+	}
+	if got, _ := db.SimilarImages(ctx, "a", base, 10, 1); len(got) != 1 {
+		t.Errorf("limit 1 gave %d", len(got))
+	}
+	if _, err := db.SimilarImages(ctx, "b", near, 10, 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another tenant's image: err = %v; want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,221 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/glimpse-oss/glimpse/internal/job"
+)
+
+// The worker transitions below name the attempt they belong to: the queue's
+// delivery count, starting at 1. images.attempts holds the latest attempt
+// that started. A transition is refused — it returns false and a nil error —
+// when the image is already done or failed, or when a later attempt than the
+// caller's has started; a stale worker can therefore never overwrite a newer
+// one's work. Repeating a transition with the same attempt is harmless.
+
+// MarkProcessing records that attempt has started on image id: a queued or
+// processing image becomes processing with attempts = attempt and started_at
+// = now (kept when the same attempt repeats the call). It returns
+// ErrNotFound when the image does not exist.
+func (db *DB) MarkProcessing(ctx context.Context, id string, attempt int) (ok bool, err error) {
+	if attempt < 1 {
+		return false, fmt.Errorf("store: mark processing %s: attempt %d < 1", id, attempt)
+	}
+	now := db.d.t(db.nowUTC())
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.d.q(`UPDATE images SET
+			status = 'processing',
+			started_at = CASE WHEN status = 'processing' AND attempts = ? THEN started_at ELSE ? END,
+			attempts = ?,
+			updated_at = ?
+			WHERE id = ? AND status IN ('queued', 'processing') AND attempts <= ?`),
+			attempt, now, attempt, now, id, attempt)
+		if err != nil {
+			return err
+		}
+		ok, err = affectedOrExists(ctx, tx, db, res, id)
+		return err
+	})
+	return ok, imageErr("mark processing", id, err)
+}
+
+// SaveResult stores attempt's result for image id and marks it done: the
+// result JSON, width and height from res (when non-zero), the image's label
+// rows (replaced, so a redelivery never duplicates them) and finished_at.
+// It returns ErrNotFound when the image does not exist.
+func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.Result) (ok bool, err error) {
+	if attempt < 1 {
+		return false, fmt.Errorf("store: save result %s: attempt %d < 1", id, attempt)
+	}
+	if res == nil {
+		return false, fmt.Errorf("store: save result %s: nil result", id)
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		return false, fmt.Errorf("store: save result %s: %w", id, err)
+	}
+	now := db.d.t(db.nowUTC())
+	fc := extractFeatures(res)
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, db.d.q(`UPDATE images SET
+			status = 'done',
+			error = '',
+			result = ?,
+			qr_url = ?, taken_at = ?, lat = ?, lon = ?, faces = ?, phash = ?,
+			width = CASE WHEN ? > 0 THEN ? ELSE width END,
+			height = CASE WHEN ? > 0 THEN ? ELSE height END,
+			attempts = ?,
+			started_at = COALESCE(started_at, ?),
+			finished_at = ?,
+			updated_at = ?
+			WHERE id = ? AND status IN ('queued', 'processing') AND attempts <= ?`),
+			string(body), fc.qrURL, db.d.nt(fc.takenAt), fc.lat, fc.lon, fc.faces, fc.phash,
+			res.Width, res.Width, res.Height, res.Height, attempt,
+			now, now, now, id, attempt)
+		if err != nil {
+			return err
+		}
+		if ok, err = affectedOrExists(ctx, tx, db, r, id); err != nil || !ok {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.d.q(`DELETE FROM image_labels WHERE image_id = ?`), id); err != nil {
+			return err
+		}
+		if len(res.Labels) == 0 {
+			return nil
+		}
+		stmt, err := tx.PrepareContext(ctx, db.d.q(`INSERT INTO image_labels
+			(image_id, label, score, rank, tenant, created_at)
+			SELECT id, ?, ?, ?, tenant, created_at FROM images WHERE id = ?`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		seen := make(map[string]bool, len(res.Labels))
+		for i, l := range res.Labels {
+			label := normLabel(l.Label)
+			if seen[label] {
+				continue // one row per label, so a filtered list has no duplicates
+			}
+			seen[label] = true
+			if _, err := stmt.ExecContext(ctx, label, l.Score, i, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return ok, imageErr("save result", id, err)
+}
+
+// MarkFailed marks image id failed with reason on behalf of attempt. Attempt
+// 0 is the dead-letter handler: it fails any image not yet done or failed,
+// whatever attempt last started. It returns ErrNotFound when the image does
+// not exist.
+func (db *DB) MarkFailed(ctx context.Context, id string, attempt int, reason string) (ok bool, err error) {
+	if attempt < 0 {
+		return false, fmt.Errorf("store: mark failed %s: negative attempt %d", id, attempt)
+	}
+	now := db.d.t(db.nowUTC())
+	query := `UPDATE images SET
+		status = 'failed',
+		error = ?,
+		attempts = CASE WHEN ? > 0 THEN ? ELSE attempts END,
+		finished_at = ?,
+		updated_at = ?
+		WHERE id = ? AND status IN ('queued', 'processing')`
+	args := []any{reason, attempt, attempt, now, now, id}
+	if attempt > 0 {
+		query += ` AND attempts <= ?`
+		args = append(args, attempt)
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.d.q(query), args...)
+		if err != nil {
+			return err
+		}
+		ok, err = affectedOrExists(ctx, tx, db, res, id)
+		return err
+	})
+	return ok, imageErr("mark failed", id, err)
+}
+
+// Requeue puts a processing image back to queued, for a worker that released
+// its job unfinished (on shutdown). An image in any other status is left as
+// it is. It returns ErrNotFound when the image does not exist.
+func (db *DB) Requeue(ctx context.Context, id string) error {
+	now := db.d.t(db.nowUTC())
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.d.q(`UPDATE images SET status = 'queued', updated_at = ?
+			WHERE id = ? AND status = 'processing'`), now, id)
+		if err != nil {
+			return err
+		}
+		_, err = affectedOrExists(ctx, tx, db, res, id)
+		return err
+	})
+	return imageErr("requeue", id, err)
+}
+
+// affectedOrExists reports whether res changed a row; when it did not, it
+// returns sql.ErrNoRows if image id does not exist either.
+func affectedOrExists(ctx context.Context, tx *sql.Tx, db *DB, res sql.Result, id string) (bool, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	if n > 0 {
+		return true, nil
+	}
+	var one int
+	return false, tx.QueryRowContext(ctx, db.d.q(`SELECT 1 FROM images WHERE id = ?`), id).Scan(&one)
+}
+
+// ListStale returns up to limit images still queued or processing whose
+// updated_at is before before, oldest first, for the reconciler that
+// re-publishes jobs whose publish was lost. A limit of 0 or less means 100.
+func (db *DB) ListStale(ctx context.Context, before time.Time, limit int) ([]*job.Image, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := db.r.QueryContext(ctx, db.d.q(`SELECT `+imageCols+` FROM images i
+		WHERE i.status IN ('queued', 'processing') AND i.updated_at < ?
+		ORDER BY i.updated_at, i.id LIMIT ?`), db.d.t(before), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list stale: %w", err)
+	}
+	defer rows.Close()
+	var out []*job.Image
+	for rows.Next() {
+		img, err := scanImage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list stale: %w", err)
+		}
+		out = append(out, img)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list stale: %w", err)
+	}
+	return out, nil
+}
+
+// Touch sets image id's updated_at to now, after the reconciler re-published
+// its job. It returns ErrNotFound when the image does not exist.
+func (db *DB) Touch(ctx context.Context, id string) error {
+	res, err := db.w.ExecContext(ctx, db.d.q(`UPDATE images SET updated_at = ? WHERE id = ?`),
+		db.d.t(db.nowUTC()), id)
+	if err != nil {
+		return fmt.Errorf("store: touch %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: touch %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("store: touch %s: %w", id, ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package web
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glimpse-oss/glimpse/internal/job"
+	"github.com/glimpse-oss/glimpse/internal/store"
+)
+
+func TestListFeatureFilters(t *testing.T) {
+	hs := newHarness(t, Config{}, nil)
+	rec := hs.do(httptest.NewRequest(http.MethodGet, "/v1/images?qr_url=https://shop.example/p/&taken_after=2024-05-01&taken_before=2024-06-01T12:00:00%2B02:00&near=48.85,2.29,25&has_faces=true", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status = %d; want 200 (%s)", rec.Code, rec.Body.String())
+	}
+	got := hs.store.lastOpt
+	if got.QRURL != "https://shop.example/p/" ||
+		!got.TakenAfter.Equal(time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)) ||
+		!got.TakenBefore.Equal(time.Date(2024, 6, 1, 10, 0, 0, 0, time.UTC)) ||
+		got.Near == nil || *got.Near != (store.Near{Lat: 48.85, Lon: 2.29, Km: 25}) ||
+		got.HasFaces == nil || !*got.HasFaces {
+		t.Errorf("ListOptions = %+v; want every filter parsed", got)
+	}
+
+	for _, tt := range []struct{ query, word string }{
+		{"taken_after=yesterday", "taken_after"},
+		{"taken_before=2024-13-01", "taken_before"},
+		{"near=48.8,2.2", "near"},
+		{"near=91,0,10", "near"},
+		{"near=0,0,0", "near"},
+		{"has_faces=maybe", "has_faces"},
+	} {
+		rec := hs.do(httptest.NewRequest(http.MethodGet, "/v1/images?"+tt.query, nil))
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), tt.word) {
+			t.Errorf("%s = %d %s; want 400 naming %s", tt.query, rec.Code, rec.Body.String(), tt.word)
+		}
+	}
+}
+
+func TestSimilarAndThumbnail(t *testing.T) {
+	hs := newHarness(t, Config{}, nil)
+	a := seed(t, hs, DefaultTenant, "a.png", pngBytes(t, 4, 4, 1))
+	b := seed(t, hs, DefaultTenant, "b.png", pngBytes(t, 4, 4, 2))
+	hs.store.similar = []store.Similar{{Image: b, Distance: 3}}
+
+	rec := hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/"+a.ID+"/similar?max_distance=12&limit=5", nil))
+	var list SimilarList
+	decode(t, rec, &list)
+	if rec.Code != 200 || len(list.Images) != 1 || list.Images[0].Distance != 3 || list.Images[0].Image.ID != b.ID {
+		t.Errorf("similar = %d %+v; want b at distance 3", rec.Code, list)
+	}
+	if hs.store.simArgs != [2]int{12, 5} {
+		t.Errorf("store asked with %v; want max distance 12, limit 5", hs.store.simArgs)
+	}
+	for _, q := range []string{"max_distance=65", "max_distance=x", "limit=0"} {
+		if rec := hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/"+a.ID+"/similar?"+q, nil)); rec.Code != 400 {
+			t.Errorf("similar?%s = %d; want 400", q, rec.Code)
+		}
+	}
+	if rec := hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/img_000000000000000000000000/similar", nil)); rec.Code != 404 {
+		t.Errorf("similar of unknown image = %d; want 404", rec.Code)
+	}
+
+	// No thumbnail was made: 404 that says how to get one.
+	rec = hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/"+a.ID+"/thumbnail", nil))
+	if rec.Code != 404 || !strings.Contains(rec.Body.String(), "features=thumbnail") {
+		t.Errorf("thumbnail before one exists = %d %s; want 404 with advice", rec.Code, rec.Body.String())
+	}
+	hs.store.mu.Lock()
+	hs.store.images[a.ID].Status = job.StatusDone
+	hs.store.images[a.ID].Result = &job.Result{Thumbnail: &job.Thumbnail{Width: 4, Height: 4, ContentType: "image/jpeg"}}
+	hs.store.mu.Unlock()
+	hs.blobs.Put(t.Context(), job.ThumbnailKey(a.ID), []byte("JPEGBYTES"), "image/jpeg")
+	rec = hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/"+a.ID+"/thumbnail", nil))
+	if rec.Code != 200 || rec.Body.String() != "JPEGBYTES" || rec.Header().Get("Content-Type") != "image/jpeg" {
+		t.Errorf("thumbnail = %d %q %q; want the stored JPEG", rec.Code, rec.Body.String(), rec.Header().Get("Content-Type"))
+	}
+}

@@ -1,0 +1,51 @@
+// Package ui is Glimpse's web interface: plain HTML, CSS and JavaScript
+// embedded in the binary (no build step) and served at / and /ui/. The pages
+// talk to the public API only: /v1/images, /v1/uploads, /v1/events and
+// /v1/stats/*.
+package ui
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// ContentSecurityPolicy is sent with every UI response: scripts, styles and
+// connections from this origin only (no inline code), images also from
+// blob: URLs (thumbnails fetched with the API key) and data: URLs.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
+	"img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; " +
+	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// Handler serves the single page at / and its assets under /ui/.
+func Handler() http.Handler {
+	sub, err := fs.Sub(assets, "assets")
+	if err != nil {
+		panic(err) // the embedded directory is always there
+	}
+	files := http.StripPrefix("/ui/", http.FileServerFS(sub))
+	index, err := fs.ReadFile(sub, "index.html")
+	if err != nil {
+		panic(err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
+		h.Set("Cache-Control", "no-cache")
+		if r.URL.Path == "/" {
+			h.Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write(index)
+			return
+		}
+		if r.URL.Path == "/ui/" || r.URL.Path == "/ui/index.html" {
+			http.Redirect(w, r, "/", http.StatusMovedPermanently)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}
