@@ -187,6 +187,7 @@ func TestClusterNodeKill(t *testing.T) {
 	}
 
 	// One result object per image.
+	waitResultObjects(t, blobDir, ids, time.Minute)
 	results, err := filepath.Glob(filepath.Join(blobDir, "results", "*.json"))
 	if err != nil {
 		t.Fatal(err)

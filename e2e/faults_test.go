@@ -181,6 +181,11 @@ func TestFaultServeKills(t *testing.T) {
 	})
 	mu.Lock()
 	defer mu.Unlock()
+	ids := make([]string, 0, len(accepted))
+	for id := range accepted {
+		ids = append(ids, id)
+	}
+	waitResultObjects(t, filepath.Join(dir, "blobs"), ids, time.Minute)
 	for id, i := range accepted {
 		var status, reason string
 		if err := db.QueryRow(`SELECT status, error FROM images WHERE id = ?`, id).Scan(&status, &reason); err != nil {
@@ -572,6 +577,13 @@ func (r *faultRig) checkOutcomes(t *testing.T, ids []string) {
 // row, done; one result object; one outcome; nothing left in the queue.
 func (r *faultRig) checkExactlyOnce(t *testing.T, ids []string) {
 	t.Helper()
+	// A done row is the commit point; its result object and outcome follow
+	// it, and when a worker died between the two, the job's redelivery (after
+	// the ack wait) writes them. Every job is acknowledged only after its
+	// effects, so an empty queue means they are all complete.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	checkFor(t, 2*time.Minute, 50*time.Millisecond, func() error { return queueDrained(ctx, r.js) })
 	counts, err := statusCounts(r.db)
 	if err != nil {
 		t.Fatal(err)
@@ -606,9 +618,6 @@ func (r *faultRig) checkExactlyOnce(t *testing.T, ids []string) {
 		}
 	}
 	r.checkOutcomes(t, ids)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	checkFor(t, time.Minute, 50*time.Millisecond, func() error { return queueDrained(ctx, r.js) })
 }
 
 // openSQLite opens a Glimpse SQLite database read-only for checks while

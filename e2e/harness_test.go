@@ -195,6 +195,30 @@ func checkFor(t testing.TB, wait, sleep time.Duration, f func() error) {
 	}
 }
 
+// waitResultObjects waits until results/<id>.json exists under blobDir for
+// every id. The object follows the image's done row (the commit point): a
+// worker writes it just after the commit, or, when the worker died between
+// the two, the job's redelivery writes it one ack wait later.
+func waitResultObjects(t testing.TB, blobDir string, ids []string, wait time.Duration) {
+	t.Helper()
+	checkFor(t, wait, 50*time.Millisecond, func() error {
+		missing := 0
+		var first string
+		for _, id := range ids {
+			if _, err := os.Stat(filepath.Join(blobDir, "results", id+".json")); err != nil {
+				if missing == 0 {
+					first = id
+				}
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d result objects missing (first: %s)", missing, len(ids), first)
+		}
+		return nil
+	})
+}
+
 // imageView is the part of the API's image JSON the tests read.
 type imageView struct {
 	ID          string `json:"id"`

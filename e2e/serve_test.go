@@ -103,6 +103,7 @@ func TestRealPhotos(t *testing.T) {
 	}
 
 	// The result JSON lands in blob storage with the image's name.
+	waitResultObjects(t, filepath.Join(s.Data, "blobs"), []string{cat.ID}, 30*time.Second)
 	raw, err := os.ReadFile(filepath.Join(s.Data, "blobs", "results", cat.ID+".json"))
 	if err != nil {
 		t.Fatalf("result blob: %v", err)
@@ -329,6 +330,7 @@ func TestCrashMidJob(t *testing.T) {
 	} else {
 		t.Logf("image held at the crash finished after %d attempts", v.Attempts)
 	}
+	waitResultObjects(t, filepath.Join(dir, "blobs"), ids, time.Minute)
 	results, err := filepath.Glob(filepath.Join(dir, "blobs", "results", "*.json"))
 	if err != nil {
 		t.Fatal(err)
