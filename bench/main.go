@@ -51,6 +51,7 @@ func main() {
 	src := flag.String("photo", "", "source photo (default: .deps/testdata/dog.jpg)")
 	mode := flag.String("mode", "all", "what to measure: service (throughput and latency), features (per-feature cost) or all")
 	rounds := flag.Int("rounds", 15, "jobs per feature and size in the features table")
+	flag.StringVar(&serveArgs, "serve-args", "", "extra flags for `glimpse serve`, space-separated (e.g. \"--workers 4\")")
 	flag.Parse()
 	if err := run(*bin, *src, *mode, *n1, *n12, *syncN, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -321,6 +322,9 @@ func countDone(base string) (int, error) {
 	return 0, sc.Err()
 }
 
+// serveArgs are extra flags for every serve the benchmark starts.
+var serveArgs string
+
 type server struct {
 	cmd  *exec.Cmd
 	url  string
@@ -334,7 +338,9 @@ func startServe(bin string) (*server, error) {
 	}
 	// A fixed pool of one worker per core, as the in-process reference uses:
 	// the comparison is of the service overhead, not of autoscaling.
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn", "--workers", strconv.Itoa(runtime.NumCPU()))
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn", "--workers", strconv.Itoa(runtime.NumCPU())}
+	args = append(args, strings.Fields(serveArgs)...)
+	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

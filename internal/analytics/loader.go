@@ -36,6 +36,11 @@ type LoaderConfig struct {
 	Batch int
 	// Wait is how long one fetch waits for outcomes (default 2s).
 	Wait time.Duration
+	// Linger is how long the loader lets outcomes gather after a batch
+	// that was not full, so that a steady trickle is written in a few
+	// transactions instead of one per outcome (default 1s; negative for
+	// none). The analytics tables trail the results by at most about this.
+	Linger time.Duration
 	// RetryAfter is how long a failing store or queue is left alone before
 	// trying again (default 2s).
 	RetryAfter time.Duration
@@ -68,6 +73,9 @@ func NewLoader(cfg LoaderConfig, db Store, outcomes Outcomes) (*Loader, error) {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 2 * time.Second
 	}
+	if cfg.Linger == 0 {
+		cfg.Linger = time.Second
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -98,6 +106,11 @@ func (l *Loader) Run(ctx context.Context) error {
 		}
 		if n > 0 {
 			l.log.Debug("analytics rows loaded", "n", n)
+		}
+		if n > 0 && n < l.cfg.Batch && l.cfg.Linger > 0 {
+			// Every write is a durable commit: under a trickle of
+			// outcomes, wait for more instead of committing each alone.
+			sleep(ctx, l.cfg.Linger)
 		}
 	}
 	return nil

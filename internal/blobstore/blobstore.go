@@ -64,6 +64,9 @@ type Store struct {
 	b      *blob.Bucket
 	signer *fileblob.URLSignerHMAC // nil unless file://
 	dir    string                  // root directory of file:// stores
+	// fs does the reads and writes of file:// stores (b only signs URLs
+	// for them); see fileBlobs.
+	fs *fileBlobs
 	// s3 is set for s3blob buckets, whose driver binds a PUT URL's
 	// Content-Type only through BeforeSign.
 	s3 bool
@@ -145,7 +148,7 @@ func openFile(u *url.URL, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: open %s: %w", dir, err)
 	}
-	return &Store{b: b, signer: signer, dir: dir}, nil
+	return &Store{b: b, signer: signer, dir: dir, fs: newFileBlobs(dir)}, nil
 }
 
 // CheckKey reports whether key is acceptable: not empty, not starting with
@@ -179,15 +182,16 @@ func (s *Store) Put(ctx context.Context, key string, b []byte, contentType strin
 	if err := CheckKey(key); err != nil {
 		return err
 	}
+	if s.fs != nil {
+		if err := s.fs.put(key, b, contentType); err != nil {
+			return s.wrap("put", key, err)
+		}
+		return nil
+	}
 	sum := sha256.Sum256(b)
-	var f *os.File
 	w, err := s.b.NewWriter(ctx, key, &blob.WriterOptions{
 		ContentType: contentType,
 		Metadata:    map[string]string{MetadataSHA256: hex.EncodeToString(sum[:])},
-		BeforeWrite: func(as func(any) bool) error {
-			as(&f) // only fileblob exposes its temp file
-			return nil
-		},
 	})
 	if err != nil {
 		return s.wrap("put", key, err)
@@ -196,42 +200,23 @@ func (s *Store) Put(ctx context.Context, key string, b []byte, contentType strin
 		_ = w.Close()
 		return s.wrap("put", key, err)
 	}
-	if f != nil {
-		if err := f.Sync(); err != nil {
-			_ = w.Close()
-			return s.wrap("put", key, err)
-		}
-	}
 	if err := w.Close(); err != nil {
 		return s.wrap("put", key, err)
 	}
-	if s.dir != "" {
-		// Make the rename itself durable.
-		if err := syncDir(filepath.Dir(filepath.Join(s.dir, filepath.FromSlash(key)))); err != nil {
-			return s.wrap("put", key, err)
-		}
-	}
 	return nil
-}
-
-// syncDir fsyncs a directory; a directory that does not exist under that
-// name (fileblob escapes unusual keys) is skipped.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Get returns the bytes under key, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := CheckKey(key); err != nil {
 		return nil, err
+	}
+	if s.fs != nil {
+		b, err := s.fs.get(key)
+		if err != nil {
+			return nil, s.wrap("get", key, err)
+		}
+		return b, nil
 	}
 	b, err := s.b.ReadAll(ctx, key)
 	if err != nil {
@@ -246,6 +231,13 @@ func (s *Store) NewReader(ctx context.Context, key string) (io.ReadCloser, Attrs
 	if err := CheckKey(key); err != nil {
 		return nil, Attrs{}, err
 	}
+	if s.fs != nil {
+		r, a, err := s.fs.open(key)
+		if err != nil {
+			return nil, Attrs{}, s.wrap("read", key, err)
+		}
+		return r, a, nil
+	}
 	r, err := s.b.NewReader(ctx, key, nil)
 	if err != nil {
 		return nil, Attrs{}, s.wrap("read", key, err)
@@ -259,6 +251,13 @@ func (s *Store) Stat(ctx context.Context, key string) (Attrs, error) {
 	if err := CheckKey(key); err != nil {
 		return Attrs{}, err
 	}
+	if s.fs != nil {
+		a, err := s.fs.stat(key)
+		if err != nil {
+			return Attrs{}, s.wrap("stat", key, err)
+		}
+		return a, nil
+	}
 	a, err := s.b.Attributes(ctx, key)
 	if err != nil {
 		return Attrs{}, s.wrap("stat", key, err)
@@ -271,6 +270,12 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := CheckKey(key); err != nil {
 		return err
 	}
+	if s.fs != nil {
+		if err := s.fs.delete(key); err != nil {
+			return s.wrap("delete", key, err)
+		}
+		return nil
+	}
 	if err := s.b.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return s.wrap("delete", key, err)
 	}
@@ -281,6 +286,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	if err := CheckKey(key); err != nil {
 		return false, err
+	}
+	if s.fs != nil {
+		ok, err := s.fs.exists(key)
+		if err != nil {
+			return false, s.wrap("exists", key, err)
+		}
+		return ok, nil
 	}
 	ok, err := s.b.Exists(ctx, key)
 	if err != nil {
@@ -406,6 +418,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close releases the bucket.
 func (s *Store) Close() error {
+	if s.fs != nil {
+		s.fs.close()
+	}
 	if err := s.b.Close(); err != nil {
 		return fmt.Errorf("blobstore: close: %w", err)
 	}
@@ -414,6 +429,9 @@ func (s *Store) Close() error {
 
 // wrap turns a gocloud error into ours, with ErrNotFound for missing keys.
 func (s *Store) wrap(op, key string, err error) error {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadKey) {
+		return err
+	}
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return fmt.Errorf("%w: %s", ErrNotFound, key)
 	}

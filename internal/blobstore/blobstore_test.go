@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
 )
 
 // backends opens one store per backend: file:// (its signed URLs served by
@@ -30,6 +33,20 @@ var backends = []struct {
 		if err != nil {
 			t.Fatalf("OpenConfig(file): %v", err)
 		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}},
+	{"file-sidecar", func(t *testing.T) *Store {
+		// A file system without user extended attributes: attributes go
+		// to fileblob's .attrs sidecars.
+		var s *Store
+		srv := httptest.NewServer(signedHandler(&s))
+		t.Cleanup(srv.Close)
+		s, err := OpenConfig(context.Background(), "file://"+filepath.ToSlash(filepath.Join(t.TempDir(), "blobs")), Config{BaseURL: srv.URL + "/blobs"})
+		if err != nil {
+			t.Fatalf("OpenConfig(file): %v", err)
+		}
+		s.fs.xattrs.Store(0)
 		t.Cleanup(func() { s.Close() })
 		return s
 	}},
@@ -293,6 +310,60 @@ func TestFileLayout(t *testing.T) {
 		if strings.HasSuffix(e.Name(), ".tmp") {
 			t.Errorf("temp file %s left behind", e.Name())
 		}
+	}
+}
+
+// TestFileReadsFileblob checks that a directory written by gocloud.dev's
+// fileblob (attributes in .attrs sidecars) reads the same through Store,
+// that a Put over such a blob drops its stale sidecar, and that Delete
+// removes both files.
+func TestFileReadsFileblob(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fb, err := fileblob.OpenBucket(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = fb.WriteAll(ctx, "results/img_1.json", []byte(`{"a":1}`), &blob.WriterOptions{
+		ContentType: "application/json",
+		Metadata:    map[string]string{MetadataSHA256: "feedface"},
+	})
+	fb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, "file://"+filepath.ToSlash(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if b, err := s.Get(ctx, "results/img_1.json"); err != nil || string(b) != `{"a":1}` {
+		t.Errorf("Get = %q, %v", b, err)
+	}
+	a, err := s.Stat(ctx, "results/img_1.json")
+	if err != nil || a.ContentType != "application/json" || a.SHA256 != "feedface" || a.Size != 7 {
+		t.Errorf("Stat = %+v, %v; want the sidecar's type and digest", a, err)
+	}
+	sidecar := filepath.Join(dir, "results", "img_1.json.attrs")
+	if err := s.Put(ctx, "results/img_1.json", []byte(`{"a":2}`), "text/plain"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sidecar); s.fs.xattrs.Load() == 1 && !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale sidecar after Put: %v", err)
+	}
+	if a, err := s.Stat(ctx, "results/img_1.json"); err != nil || a.ContentType != "text/plain" || len(a.SHA256) != 64 {
+		t.Errorf("Stat after Put = %+v, %v; want the new type and digest", a, err)
+	}
+	if err := s.Delete(ctx, "results/img_1.json"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dir, "results", "img_1.json"), sidecar} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after Delete: %v", filepath.Base(p), err)
+		}
+	}
+	if err := s.Put(ctx, "x/y.attrs", []byte("z"), "text/plain"); !errors.Is(err, ErrBadKey) {
+		t.Errorf("Put of a key ending in .attrs = %v; want ErrBadKey", err)
 	}
 }
 

@@ -48,6 +48,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type globals struct {
 	logLevel  string
 	logFormat string
+	pprofAddr string
 	stdout    io.Writer
 	stderr    io.Writer
 }
@@ -70,13 +71,17 @@ Every flag can also be set as an environment variable: --max-bytes is GLIMPSE_MA
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd)
+			if err := applyEnv(cmd); err != nil {
+				return err
+			}
+			return g.startProfiler()
 		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	root.PersistentFlags().StringVar(&g.pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (off when empty; keep it on loopback)")
 	root.AddCommand(
 		newServeCmd(g),
 		newAutoscalerCmd(g),

@@ -172,6 +172,18 @@ func TestSQLiteSecretNotStored(t *testing.T) {
 func TestSQLitePragmas(t *testing.T) {
 	db := openTestSQLite(t)
 	ctx := context.Background()
+	// A lazy write (MarkProcessing) must hand the connection back FULL.
+	if _, _, err := db.CreateImage(ctx, &job.Image{ID: "img_pragma", Tenant: "t", Filename: "a.jpg",
+		ContentType: "image/jpeg", SHA256: "ab", Status: job.StatusQueued, Features: []job.Feature{job.FeatureLabels}}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := db.MarkProcessing(ctx, "img_pragma", 1); !ok || err != nil {
+		t.Fatalf("MarkProcessing = %v, %v", ok, err)
+	}
+	var mode int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil || mode != 2 {
+		t.Errorf("synchronous after a lazy write = %d, %v; want 2 (FULL)", mode, err)
+	}
 	tests := []struct {
 		db     string
 		pragma string

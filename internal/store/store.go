@@ -12,7 +12,8 @@
 // equals the time written after truncation to the microsecond.
 //
 // SQLite runs in WAL mode with synchronous=FULL: a write that returned nil
-// survives power loss. All writes go through one connection (a *sql.DB with
+// survives power loss — except MarkProcessing, whose commit does not wait
+// for the disk because the job's next delivery redoes it (see writeLazy). All writes go through one connection (a *sql.DB with
 // MaxOpenConns(1)) and begin IMMEDIATE transactions, so concurrent writers in
 // one process queue in Go instead of failing with SQLITE_BUSY; reads use a
 // separate pool and never wait for writers.
@@ -26,6 +27,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -145,6 +147,9 @@ type DB struct {
 	r *sql.DB // reads: a pool; the same as w for PostgreSQL and in-memory SQLite
 	// now is the clock; tests replace it.
 	now func() time.Time
+	// lazySQLite says writeLazy switches SQLite's synchronous mode to
+	// NORMAL around its transaction (file databases opened with FULL).
+	lazySQLite bool
 }
 
 // sqliteConfig tunes openSQLite. Open uses the defaults; benchmarks compare
@@ -242,7 +247,7 @@ func openSQLite(ctx context.Context, path string, cfg sqliteConfig) (*DB, error)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	db := &DB{d: sqliteDialect, w: w, r: w, now: time.Now}
+	db := &DB{d: sqliteDialect, w: w, r: w, now: time.Now, lazySQLite: !mem && strings.EqualFold(cfg.synchronous, "FULL")}
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -325,6 +330,56 @@ func (db *DB) Ping(ctx context.Context) error {
 // write runs fn in a write transaction, committing when it returns nil.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// writeLazy is write for a transaction whose loss in a power cut is
+// harmless because the next delivery of the job does it again (a worker
+// marking its image processing): its commit does not wait for the disk.
+// Commits stay in order, so the next durable commit makes it durable too.
+// A process crash loses nothing either way; only an operating system crash
+// or power cut can undo a lazy commit.
+//
+// SQLite (WAL) runs the transaction with synchronous=NORMAL, so its commit
+// is not fsynced; the next FULL commit fsyncs the log, and with it this
+// one. PostgreSQL runs it with synchronous_commit off.
+func (db *DB) writeLazy(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	switch {
+	case db.d.name == "postgres":
+		return db.write(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+				return err
+			}
+			return fn(tx)
+		})
+	case !db.lazySQLite:
+		return db.write(ctx, fn)
+	}
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return err
+	}
+	defer func() {
+		// Put the connection back as every other write expects it; one
+		// that cannot be restored is discarded (and reopened FULL).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := conn.ExecContext(rctx, "PRAGMA synchronous = FULL"); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,9 @@ func (db *DB) MarkProcessing(ctx context.Context, id string, attempt int) (ok bo
 		return false, fmt.Errorf("store: mark processing %s: attempt %d < 1", id, attempt)
 	}
 	now := db.d.t(db.nowUTC())
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	// Lazy: a mark lost in a power cut leaves the image queued or at an
+	// older attempt, and the job's next delivery marks it again.
+	err = db.writeLazy(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, db.d.q(`UPDATE images SET
 			status = 'processing',
 			started_at = CASE WHEN status = 'processing' AND attempts = ? THEN started_at ELSE ? END,
