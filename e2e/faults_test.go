@@ -256,6 +256,7 @@ func TestFaultPausedWorker(t *testing.T) {
 		t.Fatalf("image = %s after %d attempts (%s); want done by the second", won.Status, won.Attempts, won.Error)
 	}
 	t.Logf("worker 2 finished the job %v after worker 1 was paused", time.Since(pausedAt).Round(time.Millisecond))
+	waitResultObjects(t, rig.blobDir, []string{id}, 30*time.Second)
 	resultPath := filepath.Join(rig.blobDir, "results", id+".json")
 	blob, err := os.ReadFile(resultPath)
 	if err != nil {
