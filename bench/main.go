@@ -103,6 +103,7 @@ func run(bin, src, mode string, n1, n12, syncN, rounds int) error {
 		name                      string
 		inproc, async             float64 // images per second
 		syncAvg, syncMax, syncP50 time.Duration
+		inprocCPU, serveCPU       time.Duration // CPU time per image
 	}
 	var rows []row
 	for _, c := range cases {
@@ -110,11 +111,11 @@ func run(bin, src, mode string, n1, n12, syncN, rounds int) error {
 		if c.name == "12 MP" {
 			n = n12
 		}
-		inproc, err := inProcess(model, c.images[:n], runtime.NumCPU())
+		inproc, inprocCPU, err := inProcess(model, c.images[:n], runtime.NumCPU())
 		if err != nil {
 			return err
 		}
-		async, err := serveAsync(bin, c.images[:n])
+		async, serveCPU, err := serveAsync(bin, c.images[:n])
 		if err != nil {
 			return err
 		}
@@ -123,7 +124,7 @@ func run(bin, src, mode string, n1, n12, syncN, rounds int) error {
 			return err
 		}
 		fmt.Printf("%s: in-process %.1f img/s, serve async %.1f img/s, sync avg %v max %v\n", c.name, inproc, async, avg.Round(time.Millisecond), mx.Round(time.Millisecond))
-		rows = append(rows, row{c.name, inproc, async, avg, mx, p50})
+		rows = append(rows, row{c.name, inproc, async, avg, mx, p50, inprocCPU, serveCPU})
 	}
 
 	fmt.Println()
@@ -131,6 +132,11 @@ func run(bin, src, mode string, n1, n12, syncN, rounds int) error {
 	for _, r := range rows {
 		fmt.Printf("%-6s  %10.1f img/s  %10.1f img/s  %9.2f  %8s / %s / %s\n", r.name, r.inproc, r.async, r.async/r.inproc,
 			r.syncAvg.Round(time.Millisecond), r.syncP50.Round(time.Millisecond), r.syncMax.Round(time.Millisecond))
+	}
+	fmt.Println("\nCPU time per image (user + system; less sensitive to other load than the rates):")
+	fmt.Printf("%-6s  %14s  %14s  %9s\n", "size", "in-process", "serve (async)", "serve/in")
+	for _, r := range rows {
+		fmt.Printf("%-6s  %11.1f ms  %11.1f ms  %8.2f×\n", r.name, ms(r.inprocCPU), ms(r.serveCPU), float64(r.serveCPU)/float64(r.inprocCPU))
 	}
 	fmt.Println("\ntargets (2 cores): (c) ≥ 0.85; 1 MP sync avg ≤ 0.6 s and max ≤ 1.2 s")
 	if mode == "all" {
@@ -153,10 +159,11 @@ func loadBenchModel() (*models.Model, error) {
 
 // inProcess is the reference: the same images through decode + preprocess +
 // inference with one classifier per core, nothing else.
-func inProcess(model *models.Model, images [][]byte, workers int) (float64, error) {
+func inProcess(model *models.Model, images [][]byte, workers int) (rate float64, cpuPer time.Duration, err error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, workers)
+	cpu0 := selfCPU()
 	start := time.Now()
 	for range workers {
 		wg.Add(1)
@@ -186,23 +193,58 @@ func inProcess(model *models.Model, images [][]byte, workers int) (float64, erro
 		}()
 	}
 	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := selfCPU() - cpu0
 	select {
 	case err := <-errc:
-		return 0, err
+		return 0, 0, err
 	default:
 	}
-	return float64(len(images)) / time.Since(start).Seconds(), nil
+	return float64(len(images)) / elapsed.Seconds(), cpu / time.Duration(len(images)), nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// selfCPU is the CPU time (user + system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the CPU time (user + system) process pid has used, read from
+// /proc/<pid>/stat (in clock ticks of 10 ms).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 // serveAsync uploads every image to a fresh serve (8 uploads in flight) and
 // waits for all results; throughput counts from the first upload to the last result.
-func serveAsync(bin string, images [][]byte) (float64, error) {
+func serveAsync(bin string, images [][]byte) (rate float64, cpuPer time.Duration, err error) {
 	s, err := startServe(bin)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer s.stop()
 	ids := make([]string, len(images))
+	cpu0, err := procCPU(s.cmd.Process.Pid)
+	if err != nil {
+		return 0, 0, err
+	}
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -228,20 +270,25 @@ func serveAsync(bin string, images [][]byte) (float64, error) {
 	wg.Wait()
 	select {
 	case err := <-errc:
-		return 0, err
+		return 0, 0, err
 	default:
 	}
 	for {
 		done, err := countDone(s.url)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if done >= len(images) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return float64(len(images)) / time.Since(start).Seconds(), nil
+	elapsed := time.Since(start)
+	cpu1, err := procCPU(s.cmd.Process.Pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	return float64(len(images)) / elapsed.Seconds(), (cpu1 - cpu0) / time.Duration(len(images)), nil
 }
 
 // serveSync sends every image at once with ?wait= and reports latencies.
