@@ -179,19 +179,30 @@ func CheckKey(key string) error {
 // stores the bytes are fsynced before Put returns. The blob's SHA-256 is
 // recorded under MetadataSHA256.
 func (s *Store) Put(ctx context.Context, key string, b []byte, contentType string) error {
+	return s.PutDigest(ctx, key, b, contentType, "")
+}
+
+// PutDigest is Put for a caller that has already hashed b: digest is the
+// hex SHA-256 of b, recorded without hashing the bytes again ("" makes
+// PutDigest hash them). A wrong digest is the caller's bug: it is recorded
+// as given.
+func (s *Store) PutDigest(ctx context.Context, key string, b []byte, contentType, digest string) error {
 	if err := CheckKey(key); err != nil {
 		return err
 	}
+	if digest == "" {
+		sum := sha256.Sum256(b)
+		digest = hex.EncodeToString(sum[:])
+	}
 	if s.fs != nil {
-		if err := s.fs.put(key, b, contentType); err != nil {
+		if err := s.fs.put(key, b, contentType, digest); err != nil {
 			return s.wrap("put", key, err)
 		}
 		return nil
 	}
-	sum := sha256.Sum256(b)
 	w, err := s.b.NewWriter(ctx, key, &blob.WriterOptions{
 		ContentType: contentType,
-		Metadata:    map[string]string{MetadataSHA256: hex.EncodeToString(sum[:])},
+		Metadata:    map[string]string{MetadataSHA256: digest},
 	})
 	if err != nil {
 		return s.wrap("put", key, err)

@@ -418,3 +418,30 @@ func TestS3Routes(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestPutDigest checks that a digest handed to PutDigest is recorded as
+// given and that an empty one is computed, on every backend that records
+// metadata locally.
+func TestPutDigest(t *testing.T) {
+	ctx := context.Background()
+	for _, url := range []string{"file://" + filepath.ToSlash(t.TempDir()), "mem://"} {
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.PutDigest(ctx, "a/given", []byte("abc"), "text/plain", "00ff"); err != nil {
+			t.Fatal(err)
+		}
+		if a, err := s.Stat(ctx, "a/given"); err != nil || a.SHA256 != "00ff" {
+			t.Errorf("%s: Stat after PutDigest(00ff) = %+v, %v", url, a, err)
+		}
+		if err := s.PutDigest(ctx, "a/computed", []byte("abc"), "text/plain", ""); err != nil {
+			t.Fatal(err)
+		}
+		const abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+		if a, err := s.Stat(ctx, "a/computed"); err != nil || a.SHA256 != abc {
+			t.Errorf("%s: Stat after PutDigest(\"\") = %+v, %v; want sha256(abc)", url, a, err)
+		}
+	}
+}

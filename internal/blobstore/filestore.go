@@ -1,8 +1,6 @@
 package blobstore
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,7 +73,7 @@ func (f *fileBlobs) path(key string) (string, error) {
 	return filepath.Join(f.dir, filepath.FromSlash(key)), nil
 }
 
-func (f *fileBlobs) put(key string, b []byte, contentType string) (err error) {
+func (f *fileBlobs) put(key string, b []byte, contentType, digest string) (err error) {
 	path, err := f.path(key)
 	if err != nil {
 		return err
@@ -98,8 +96,6 @@ func (f *fileBlobs) put(key string, b []byte, contentType string) (err error) {
 	if _, err := tmp.Write(b); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(b)
-	digest := hex.EncodeToString(sum[:])
 	sidecar := false
 	if f.xattrs.Load() == 1 {
 		err := unix.Fsetxattr(int(tmp.Fd()), xattrContentType, []byte(contentType), 0)

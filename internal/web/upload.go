@@ -139,7 +139,7 @@ func (s *Server) accept(ctx context.Context, tenant string, f upload, features [
 
 	created := false
 	if img == nil {
-		if err := s.deps.Blobs.Put(ctx, job.InputKey(tenant, id), f.data, f.hdr.ContentType); err != nil {
+		if err := s.putInput(ctx, job.InputKey(tenant, id), f.data, f.hdr.ContentType, sha); err != nil {
 			return nil, s.internalErr(ctx, "storing the image bytes", err)
 		}
 		w, h := f.hdr.DisplaySize()
@@ -189,6 +189,18 @@ func (s *Server) accept(ctx context.Context, tenant string, f upload, features [
 		}
 	}
 	return img, nil
+}
+
+// putInput stores an upload's bytes, handing the blob store the content
+// hash already computed when it can take it (*blobstore.Store can), so that
+// large images are not hashed twice.
+func (s *Server) putInput(ctx context.Context, key string, b []byte, contentType, sha string) error {
+	if p, ok := s.deps.Blobs.(interface {
+		PutDigest(ctx context.Context, key string, b []byte, contentType, digest string) error
+	}); ok {
+		return p.PutDigest(ctx, key, b, contentType, sha)
+	}
+	return s.deps.Blobs.Put(ctx, key, b, contentType)
 }
 
 // errIdempotencyReuse is the answer to an Idempotency-Key sent again with
