@@ -26,8 +26,11 @@ import (
 type autoscaleFlags struct {
 	min, max     int
 	targetWait   time.Duration
+	standingWait time.Duration
 	tick         time.Duration
 	stableWindow time.Duration
+	panicWindow  time.Duration
+	startupDelay time.Duration
 	serviceRate  float64
 }
 
@@ -35,9 +38,12 @@ func (a *autoscaleFlags) register(fl *pflag.FlagSet) {
 	d := autoscale.NewDefaultConfig()
 	fl.IntVar(&a.min, "min-workers", 1, "fewest workers the autoscaler runs (0 scales to zero when idle)")
 	fl.IntVar(&a.max, "max-workers", 2*runtime.NumCPU(), "most workers the autoscaler runs")
-	fl.DurationVar(&a.targetWait, "target-wait", d.Policy.TargetWait, "autoscaler goal: drain the waiting backlog within this long")
+	fl.DurationVar(&a.targetWait, "target-wait", d.Policy.TargetWait, "autoscaler goal: no job waits longer than this for a worker")
+	fl.DurationVar(&a.standingWait, "standing-wait", 0, "how long jobs may wait in the queue the autoscaler keeps instead of idle workers; below --target-wait (default half of it)")
 	fl.DurationVar(&a.tick, "scale-tick", d.Tick, "how often the autoscaler looks and decides")
-	fl.DurationVar(&a.stableWindow, "scale-down-window", d.Policy.StableWindow, "the autoscaler shrinks only to the most workers needed over this window")
+	fl.DurationVar(&a.stableWindow, "scale-down-window", d.Policy.StableWindow, "the autoscaler shrinks only to what the arrivals over this window need (a fall in arrivals beyond noise restarts the window)")
+	fl.DurationVar(&a.panicWindow, "panic-window", d.Policy.PanicWindow, "no scale-down for this long after a burst made the autoscaler scale up at once")
+	fl.DurationVar(&a.startupDelay, "startup-delay", d.Policy.StartupDelay, "how long a new worker is assumed to take before its first job until it is measured")
 	fl.Float64Var(&a.serviceRate, "service-rate", d.Policy.ServiceRate, "jobs per second one worker is assumed to finish until it is measured")
 }
 
@@ -46,7 +52,10 @@ func (a *autoscaleFlags) config() autoscale.Config {
 	c.Tick = a.tick
 	c.Policy.Min, c.Policy.Max = a.min, a.max
 	c.Policy.TargetWait = a.targetWait
+	c.Policy.StandingWait = a.standingWait
 	c.Policy.StableWindow = a.stableWindow
+	c.Policy.PanicWindow = a.panicWindow
+	c.Policy.StartupDelay = a.startupDelay
 	c.Policy.ServiceRate = a.serviceRate
 	c.Policy.Cores = runtime.NumCPU()
 	return c
@@ -56,10 +65,13 @@ func newAutoscalerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "autoscaler",
 		Short: "Scale workers from the queue's backlog, or simulate how the policy would",
-		Long: `The autoscaler sizes the worker fleet from the jobs queue: it drains the waiting backlog within
---target-wait at the measured service rate, scales up at once on a burst, down only after
---scale-down-window, and never adds workers the CPU cannot run. 'glimpse serve' runs it in
-process; 'autoscaler run' drives local worker processes; 'autoscaler simulate' replays traces.`,
+		Long: `The autoscaler sizes the worker fleet from the jobs queue. It projects the queue to when a worker
+asked for now would be ready (counting the workers still starting and the measured start-up
+delay and service rate) and runs the fewest workers that keep jobs within --target-wait, letting
+a short queue (--standing-wait) stand rather than idle workers. It scales up at once on a burst;
+down after --scale-down-window, or one tick after arrivals fall beyond noise; and never adds
+workers the CPU cannot run. 'glimpse serve' runs it in process; 'autoscaler run' drives local
+worker processes; 'autoscaler simulate' replays traces.`,
 	}
 	cmd.AddCommand(newAutoscalerRunCmd(g), newAutoscalerSimulateCmd(g))
 	return cmd
@@ -218,6 +230,8 @@ func newAutoscalerSimulateCmd(g *globals) *cobra.Command {
 		traces  string
 		svgPath string
 		stable  time.Duration
+		panicW  time.Duration
+		standW  time.Duration
 		util    float64
 	)
 	cmd := &cobra.Command{
@@ -242,7 +256,7 @@ reversals, and checks the goal: no baseline better on both axes, within 15% of t
 				return fmt.Errorf("--traces %q: want all or some of step,daily,bursts,idle,flash", traces)
 			}
 			cfg := autoscale.NewDefaultPolicyConfig()
-			cfg.StableWindow, cfg.Utilisation = stable, util
+			cfg.StableWindow, cfg.PanicWindow, cfg.StandingWait, cfg.Utilisation = stable, panicW, standW, util
 			rs, err := sim.Compare(trs, sim.Contenders(p, cfg), p)
 			if err != nil {
 				return err
@@ -283,6 +297,8 @@ reversals, and checks the goal: no baseline better on both axes, within 15% of t
 	fl.IntVar(&p.Max, "max", p.Max, "most workers")
 	fl.Uint64Var(&p.Seed, "seed", p.Seed, "random seed for arrivals and service times")
 	fl.DurationVar(&stable, "scale-down-window", d.StableWindow, "our policy's scale-down window")
+	fl.DurationVar(&panicW, "panic-window", d.PanicWindow, "our policy's hold on scale-down after a burst")
+	fl.DurationVar(&standW, "standing-wait", 0, "our policy's standing queue, as a wait (default half of --target-wait)")
 	fl.Float64Var(&util, "utilisation", d.Utilisation, "our policy's target utilisation")
 	return cmd
 }

@@ -20,10 +20,13 @@ type Contender struct {
 const Ourselves = "glimpse"
 
 // Contenders returns our policy (cfg, with Min, Max and TargetWait taken from
-// p) and the baselines, for the world p.
+// p, and the service rate it assumes until it has measured one set from
+// p's mean service time, which aws-backlog is given too) and the baselines,
+// for the world p.
 func Contenders(p Params, cfg autoscale.PolicyConfig) []Contender {
 	p = p.withDefaults()
 	cfg.Min, cfg.Max, cfg.TargetWait = p.Min, p.Max, p.TargetWait
+	cfg.ServiceRate = 1 / p.ServiceMean.Seconds()
 	return []Contender{
 		{Ourselves, func() (Scaler, error) {
 			pol, err := autoscale.NewPolicy(cfg)

@@ -73,8 +73,10 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-// Our policy is not dominated by any baseline on the standard traces.
-func TestOursNotDominated(t *testing.T) {
+// Our policy meets the goal on the standard traces: no baseline
+// beats it on both p99 wait and worker-seconds, and it uses at most 15%
+// more worker-seconds than the oracle.
+func TestOursMeetsGoal(t *testing.T) {
 	p := shortParams()
 	rs, err := Compare(Traces(), Contenders(p, autoscale.NewDefaultPolicyConfig()), p)
 	if err != nil {
@@ -83,6 +85,36 @@ func TestOursNotDominated(t *testing.T) {
 	for _, g := range ByTrace(rs) {
 		if d := Dominators(g); len(d) > 0 {
 			t.Errorf("%s: %s beat ours on both p99 wait and worker-seconds", g[0].Trace, strings.Join(d, ", "))
+		}
+		var ours, oracle Result
+		for _, r := range g {
+			switch r.Policy {
+			case Ourselves:
+				ours = r
+			case "oracle":
+				oracle = r
+			}
+		}
+		if ours.WorkerSeconds > 1.15*oracle.WorkerSeconds {
+			t.Errorf("%s: ours used %.0f worker-s, %+.0f%% over the oracle's %.0f; want ≤ +15%%", g[0].Trace, ours.WorkerSeconds, (ours.WorkerSeconds/oracle.WorkerSeconds-1)*100, oracle.WorkerSeconds)
+		}
+	}
+}
+
+// The oracle pays for start-up like everyone else: with a start-up delay
+// it still meets the target, and needs more worker-seconds than without.
+func TestOraclePaysStartup(t *testing.T) {
+	p := shortParams()
+	for _, tr := range Traces() {
+		p.StartupDelay = 0
+		instant := Oracle(tr, p)
+		p.StartupDelay = 2 * time.Second
+		fair := Oracle(tr, p)
+		if fair.MaxWait > p.TargetWait.Seconds()+p.Step.Seconds() {
+			t.Errorf("%s: max wait %.2fs with a start-up; want ≤ target %s", tr.Name, fair.MaxWait, p.TargetWait)
+		}
+		if fair.WorkerSeconds <= instant.WorkerSeconds {
+			t.Errorf("%s: %.0f worker-s with a 2 s start-up, %.0f without; want more", tr.Name, fair.WorkerSeconds, instant.WorkerSeconds)
 		}
 	}
 }
