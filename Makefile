@@ -30,13 +30,19 @@ test: setup vet
 	GLIMPSE_STRICT_TESTS=1 $(GO) test -tags '$(TAGS)' -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz-short
 
-# A short run of every fuzz target over its committed seed corpus plus fresh inputs.
-FUZZTIME ?= 10s
+# A short run of every fuzz target over its committed seed corpus plus fresh inputs. The budgets
+# are counts of executions, not durations: Go 1.26's fuzz coordinator can fail a run with a bare
+# "context deadline exceeded" when a duration ends while a worker is busy (go.dev/issue/75804,
+# fixed in Go 1.27); a count has no deadline to race. Each is about 10 s on 2 cores.
+FUZZ_DECODE ?= 300000x
+FUZZ_UPLOAD ?= 10000x
+FUZZ_PARSE  ?= 500000x
+FUZZ_EXIF   ?= 300000x
 fuzz-short:
-	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/imagedata
-	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzUpload$$' -fuzztime $(FUZZTIME) ./internal/web
-	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/s3event
-	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzEXIF$$' -fuzztime $(FUZZTIME) ./internal/analyzer/exif
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_DECODE) ./internal/imagedata
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzUpload$$' -fuzztime $(FUZZ_UPLOAD) ./internal/web
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_PARSE) ./internal/s3event
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzEXIF$$' -fuzztime $(FUZZ_EXIF) ./internal/analyzer/exif
 
 test-short: setup
 	GLIMPSE_STRICT_TESTS=1 $(GO) test -tags '$(TAGS)' -count=1 -short ./...
