@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"image"
-	"sort"
+	"runtime"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/glimpse-oss/glimpse/internal/analyzer"
@@ -22,65 +24,100 @@ func (nopBlobs) Put(context.Context, string, []byte, string) error { return nil 
 
 // featureCosts prints what each feature costs a job (decode at the size the
 // feature needs + its analyzer) on the same images, next to labels alone and
-// features=all, all measured in this run on one core.
+// features=all, all measured in this run. Each job is measured twice: for
+// its CPU time with the analyzers run one after another (what a job costs a
+// busy server, where every core has a job of its own), and for its wall time
+// with the analyzers of the job run concurrently on GOMAXPROCS cores (what
+// one job waits on an idle server). The CPU time is the process's, so it
+// includes the garbage collector's share.
 func featureCosts(model *models.Model, base image.Image, rounds int) error {
 	pipe, err := standard.New(model, nopBlobs{})
 	if err != nil {
 		return err
 	}
 	defer pipe.Close()
-	sets := []struct {
+	type set struct {
 		name     string
 		features []job.Feature
-	}{{"labels", []job.Feature{job.FeatureLabels}}}
-	for _, f := range job.Features[1:] {
-		sets = append(sets, struct {
-			name     string
-			features []job.Feature
-		}{string(f), []job.Feature{f}})
 	}
-	sets = append(sets, struct {
-		name     string
-		features []job.Feature
-	}{"all", job.Features})
+	sets := []set{{"labels", []job.Feature{job.FeatureLabels}}}
+	for _, f := range job.Features[1:] {
+		sets = append(sets, set{string(f), []job.Feature{f}})
+	}
+	sets = append(sets, set{"all", job.Features})
 
 	sizes := []struct {
 		name string
 		w, h int
 	}{{"1 MP", 1155, 866}, {"12 MP", 4000, 3000}}
-	fmt.Printf("\nPer-feature cost of one job (decode at the size the features need + analyzers), one core, median of %d:\n", rounds)
-	fmt.Printf("%-10s", "feature")
-	for _, s := range sizes {
-		fmt.Printf("  %12s  %8s", s.name, "×labels")
-	}
-	fmt.Println()
-	results := map[string][]time.Duration{}
+	procs := runtime.GOMAXPROCS(0)
+	type cost struct{ cpu, wall time.Duration }
+	results := map[string][]cost{}
 	for _, s := range sizes {
 		images := makeJPEGs(base, s.w, s.h, 3)
 		for _, set := range sets {
-			var times []time.Duration
-			for r := 0; r < rounds; r++ {
-				b := images[r%len(images)]
-				t0 := time.Now()
-				if err := runJob(pipe, b, set.features); err != nil {
-					return fmt.Errorf("%s on %s: %w", set.name, s.name, err)
+			var c cost
+			for _, parallel := range []int{1, procs} {
+				pipe.SetParallel(parallel)
+				var cpus, walls []time.Duration
+				for r := 0; r < rounds; r++ {
+					b := images[r%len(images)]
+					c0, t0 := processCPU(), time.Now()
+					if err := runJob(pipe, b, set.features); err != nil {
+						return fmt.Errorf("%s on %s: %w", set.name, s.name, err)
+					}
+					walls = append(walls, time.Since(t0))
+					cpus = append(cpus, processCPU()-c0)
 				}
-				times = append(times, time.Since(t0))
+				if parallel == 1 {
+					c.cpu = medianOf(cpus)
+				} else {
+					c.wall = medianOf(walls)
+				}
 			}
-			sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
-			results[set.name] = append(results[set.name], times[len(times)/2])
+			results[set.name] = append(results[set.name], c)
 		}
 	}
+	fmt.Printf("\nPer-feature cost of one job (decode at the size the features need + analyzers), median of %d jobs:\n", rounds)
+	fmt.Printf("  cpu:  CPU time, analyzers one after another (one core per job, as on a busy server)\n")
+	fmt.Printf("  wall: elapsed time, the job's analyzers run concurrently on %d cores (one job on an idle server)\n", procs)
+	fmt.Printf("%-10s", "")
+	for _, s := range sizes {
+		fmt.Printf("  %-36s", s.name)
+	}
+	fmt.Printf("\n%-10s", "feature")
+	for range sizes {
+		fmt.Printf("  %8s %8s %9s %8s", "cpu", "×labels", fmt.Sprintf("wall(%d)", procs), "×labels")
+	}
+	fmt.Println()
 	for _, set := range sets {
 		fmt.Printf("%-10s", set.name)
 		for i := range sizes {
-			d, ref := results[set.name][i], results["labels"][i]
-			fmt.Printf("  %10.1fms  %7.2f×", float64(d.Microseconds())/1000, float64(d)/float64(ref))
+			c, ref := results[set.name][i], results["labels"][i]
+			fmt.Printf("  %6.1fms %7.2f× %7.1fms %7.2f×",
+				millis(c.cpu), float64(c.cpu)/float64(ref.cpu), millis(c.wall), float64(c.wall)/float64(ref.wall))
 		}
 		fmt.Println()
 	}
 	fmt.Println("target: all ≤ 2× labels on 1 MP")
 	return nil
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func medianOf(ds []time.Duration) time.Duration {
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+// processCPU is the CPU time the process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func runJob(pipe *analyzer.Pipeline, b []byte, features []job.Feature) error {

@@ -4,19 +4,32 @@
 // faces, colors, quality, phash, thumbnail). The worker decodes an image once,
 // at the smallest size every requested analyzer can work with, and hands all
 // of them the same *Image; analyzers that want a smaller working copy ask for
-// one with Fit, which computes each size once and shares it.
+// one with Fit, which computes each size once and shares it. A job's
+// analyzers run concurrently (see Pipeline).
 package analyzer
 
 import (
 	"context"
+	"encoding/binary"
 	"image"
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/image/draw"
 
 	"github.com/glimpse-oss/glimpse/internal/imagedata"
 	"github.com/glimpse-oss/glimpse/internal/job"
+)
+
+// Sizes of the working copies analyzers share: an analyzer that can work on
+// one of them asks Fit for it rather than for a size of its own, so that a
+// job resamples the image once per size, not once per analyzer.
+const (
+	// SmallSide is the longer side of the small copy: faces runs on it, and
+	// labels, thumbnails, colours and hashes are made from it.
+	SmallSide = 640
+	// LargeSide is the longer side of the large copy: quality measures it
+	// and qr reads it before the full image.
+	LargeSide = 1000
 )
 
 // Resolution needs, for MinSide.
@@ -29,10 +42,11 @@ const (
 
 // Analyzer computes one feature of an image.
 //
-// Analyze writes its answer into its own field of res and nothing else; it
-// must honour ctx (the pipeline gives each analyzer its own deadline) and
-// must not modify img's pixels. An Analyzer need not be safe for concurrent
-// use: each worker owns its own set.
+// Analyze writes its answer into its own field of res and nothing else (the
+// analyzers of one job run concurrently, on the same res and img); it must
+// honour ctx (the pipeline gives each analyzer its own deadline) and must
+// not modify img's pixels. An Analyzer need not be safe for concurrent use:
+// each worker owns its own set, and a job runs each analyzer once.
 type Analyzer interface {
 	// Feature names the feature this analyzer answers.
 	Feature() job.Feature
@@ -54,21 +68,12 @@ type Image struct {
 	Pixels image.Image
 
 	mu   sync.Mutex
-	fits map[int]*fitEntry
+	fits map[fitKey]*fitEntry
 }
 
 type fitEntry struct {
 	once sync.Once
 	img  *image.RGBA
-	done atomic.Bool
-}
-
-// ready returns the copy once it is made, nil before.
-func (e *fitEntry) ready() *image.RGBA {
-	if !e.done.Load() {
-		return nil
-	}
-	return e.img
 }
 
 // NewImage wraps a decoded image.
@@ -94,72 +99,82 @@ func (im *Image) Scale() float64 {
 // Fit returns a copy of Pixels whose longer side is at most maxSide, scaled
 // with an area-averaging filter; the same copy is shared by every caller
 // asking for the same size, so callers must not modify it. When Pixels is
-// already small enough Fit returns it converted to RGBA (still shared).
+// already small enough Fit returns it converted to RGBA (still shared, and
+// Pixels itself when it is RGBA already). Fit is safe for concurrent use.
+//
+// Copies at most half SmallSide (thumbnails, colours) are made from the
+// SmallSide copy when Pixels is larger, which reads far fewer pixels; an
+// area average of an area average at a ratio of two or more takes nothing
+// visible from the result. Which copy is made from what depends on the
+// sizes alone, not on which copies other analyzers asked for first, so that
+// analyzers running concurrently see the same pixels every time.
 func (im *Image) Fit(maxSide int) *image.RGBA {
+	b := im.Pixels.Bounds()
+	return im.fit(maxSide, 2*maxSide <= SmallSide && max(b.Dx(), b.Dy()) > SmallSide)
+}
+
+// FitDirect is Fit with the copy always made from Pixels itself, for an
+// analyzer whose answer should not depend on an intermediate copy's
+// rounding (a perceptual hash compared bit by bit across uploads).
+func (im *Image) FitDirect(maxSide int) *image.RGBA { return im.fit(maxSide, false) }
+
+type fitKey struct {
+	side  int  // longer side; 0 for Pixels as they are
+	small bool // made from the SmallSide copy
+}
+
+func (im *Image) fit(maxSide int, fromSmall bool) *image.RGBA {
+	b := im.Pixels.Bounds()
+	if maxSide <= 0 || maxSide >= max(b.Dx(), b.Dy()) {
+		maxSide, fromSmall = 0, false // every size at least as large as Pixels is Pixels
+	}
+	k := fitKey{maxSide, fromSmall}
 	im.mu.Lock()
 	if im.fits == nil {
-		im.fits = map[int]*fitEntry{}
+		im.fits = map[fitKey]*fitEntry{}
 	}
-	e, ok := im.fits[maxSide]
+	e, ok := im.fits[k]
 	if !ok {
 		e = &fitEntry{}
-		im.fits[maxSide] = e
+		im.fits[k] = e
 	}
 	im.mu.Unlock()
 	e.once.Do(func() {
-		e.img = fit(im.source(maxSide), maxSide)
-		e.done.Store(true)
+		switch {
+		case maxSide == 0:
+			e.img = toRGBA(im.Pixels)
+		case fromSmall:
+			w, h := fitSize(b.Dx(), b.Dy(), maxSide)
+			e.img = fit(im.fit(SmallSide, false), w, h)
+		default:
+			w, h := fitSize(b.Dx(), b.Dy(), maxSide)
+			e.img = fit(im.fit(0, false), w, h)
+		}
 	})
 	return e.img
 }
 
-// source picks what to shrink for Fit(maxSide): the smallest copy already
-// made that is still at least twice as large (an area average of an area
-// average loses nothing visible at that ratio, and reads far fewer pixels),
-// else the decoded image itself.
-func (im *Image) source(maxSide int) image.Image {
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	var best *image.RGBA
-	for _, e := range im.fits {
-		c := e.ready()
-		if c == nil {
-			continue
-		}
-		side := max(c.Bounds().Dx(), c.Bounds().Dy())
-		if side >= 2*maxSide && (best == nil || side < max(best.Bounds().Dx(), best.Bounds().Dy())) {
-			best = c
-		}
+// fitSize is the size of a w×h image scaled so that its longer side is
+// maxSide, its aspect kept.
+func fitSize(w, h, maxSide int) (int, int) {
+	if w >= h {
+		return maxSide, max(1, (h*maxSide+w/2)/w)
 	}
-	if best == nil {
-		return im.Pixels
-	}
-	return best
+	return max(1, (w*maxSide+h/2)/h), maxSide
 }
 
-func fit(src image.Image, maxSide int) *image.RGBA {
-	b := src.Bounds()
-	w, h := b.Dx(), b.Dy()
-	if maxSide > 0 && (w > maxSide || h > maxSide) {
-		if w >= h {
-			w, h = maxSide, max(1, (h*maxSide+w/2)/w)
-		} else {
-			w, h = max(1, (w*maxSide+h/2)/h), maxSide
-		}
+// fit shrinks src, an RGBA image with its origin at (0,0), to w×h: it
+// averages k×k blocks first, then takes the last factor, below 2, with an
+// area filter too, so nothing aliases.
+func fit(src *image.RGBA, w, h int) *image.RGBA {
+	w, h = min(w, src.Bounds().Dx()), min(h, src.Bounds().Dy())
+	if k := min(src.Bounds().Dx()/w, src.Bounds().Dy()/h); k >= 2 {
+		src = boxReduce(src, k)
 	}
-	rgba := toRGBA(src)
-	if w == b.Dx() && h == b.Dy() {
-		return rgba
+	if src.Bounds().Dx() == w && src.Bounds().Dy() == h {
+		return src
 	}
-	// Average k×k blocks first (an area filter, so no aliasing), then finish
-	// the last factor below 2 with bilinear interpolation.
-	if k := min(rgba.Bounds().Dx()/w, rgba.Bounds().Dy()/h); k >= 2 {
-		rgba = boxReduce(rgba, k)
-	}
-	if rgba.Bounds().Dx() == w && rgba.Bounds().Dy() == h {
-		return rgba
-	}
-	return areaResize(rgba, w, h)
+	return areaResize(src, w, h)
 }
 
 // span is the source range one output pixel covers and each source pixel's
@@ -189,10 +204,130 @@ func areaSpans(n, m int) []span {
 }
 
 // areaResize shrinks src to w×h with a separable area filter (every source
-// pixel counts in proportion to its overlap), for factors below about 2.
+// pixel counts in proportion to its overlap), for factors below 2 (fit
+// takes the rest with boxReduce first), where an output pixel covers at
+// most three source pixels along each axis; beyond that it hands over to
+// areaResizeAny. Weights are fixed point and sum exactly to one along each
+// axis, so a flat image stays flat.
+//
+// It filters vertically first, each output row the weighted sum of its
+// source rows, then horizontally. Both passes work on several channels in
+// one 64-bit integer: the vertical one on four 16-bit lanes (8-bit weights
+// summing to 256, so a lane holds at most 255·256), the horizontal one on
+// two 32-bit lanes (red and blue, green and alpha; 15-bit weights on those
+// 16-bit values, so a lane stays below 2³¹).
+func areaResize(src *image.RGBA, w, h int) *image.RGBA {
+	sw, sh := src.Bounds().Dx(), src.Bounds().Dy()
+	xs, ys := areaSpans(sw, w), areaSpans(sh, h)
+	if maxTaps(xs) > 3 || maxTaps(ys) > 3 {
+		return areaResizeAny(src, w, h)
+	}
+	// Horizontal taps; unused taps read the first pixel with weight 0.
+	type htap struct {
+		i  [3]int32 // source pixel
+		wt [3]uint64
+	}
+	hx := make([]htap, w)
+	for x, sp := range xs {
+		ws := fixedWeights(sp.weights, 1<<15)
+		for k := range 3 {
+			hx[x].i[k] = int32(sp.first)
+			if k < len(ws) {
+				hx[x].i[k] += int32(k)
+				hx[x].wt[k] = uint64(ws[k])
+			}
+		}
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	// One output row filtered vertically: per source pixel, red and blue
+	// (value·256) in the low and high halves of one word, green and alpha
+	// in the next.
+	tmp := make([]uint64, 2*sw)
+	const (
+		bytes = 0x00ff00ff00ff00ff
+	)
+	for oy, sp := range ys {
+		ws := fixedWeights(sp.weights, 1<<8)
+		var wy [3]uint64
+		var rows [3][]uint8
+		for k := range 3 {
+			j := sp.first
+			if k < len(ws) {
+				j += k
+				wy[k] = uint64(ws[k])
+			}
+			rows[k] = src.Pix[j*src.Stride : j*src.Stride+4*sw]
+		}
+		r0, r1, r2 := rows[0], rows[1][:len(rows[0])], rows[2][:len(rows[0])]
+		// Two pixels at a time: e holds their red and blue, o their green
+		// and alpha, each in a 16-bit lane.
+		x := 0
+		for ; x+2 <= sw; x += 2 {
+			v0 := binary.LittleEndian.Uint64(r0[4*x:])
+			v1 := binary.LittleEndian.Uint64(r1[4*x:])
+			v2 := binary.LittleEndian.Uint64(r2[4*x:])
+			e := wy[0]*(v0&bytes) + wy[1]*(v1&bytes) + wy[2]*(v2&bytes)
+			o := wy[0]*(v0>>8&bytes) + wy[1]*(v1>>8&bytes) + wy[2]*(v2>>8&bytes)
+			t := tmp[2*x : 2*x+4 : 2*x+4]
+			t[0] = e&0xffff | (e&0xffff0000)<<16
+			t[1] = o&0xffff | (o&0xffff0000)<<16
+			t[2] = (e>>32)&0xffff | (e>>48)<<32
+			t[3] = (o>>32)&0xffff | (o>>48)<<32
+		}
+		if x < sw {
+			var p [4]uint64
+			for c := range 4 {
+				i := 4*x + c
+				p[c] = wy[0]*uint64(r0[i]) + wy[1]*uint64(r1[i]) + wy[2]*uint64(r2[i])
+			}
+			tmp[2*x], tmp[2*x+1] = p[0]|p[2]<<32, p[1]|p[3]<<32
+		}
+		out := dst.Pix[oy*dst.Stride : oy*dst.Stride+4*w]
+		const round = 1<<22 | 1<<54
+		for x := range w {
+			tp := &hx[x]
+			p0 := tmp[2*tp.i[0] : 2*tp.i[0]+2 : 2*tp.i[0]+2]
+			p1 := tmp[2*tp.i[1] : 2*tp.i[1]+2 : 2*tp.i[1]+2]
+			p2 := tmp[2*tp.i[2] : 2*tp.i[2]+2 : 2*tp.i[2]+2]
+			rb := tp.wt[0]*p0[0] + tp.wt[1]*p1[0] + tp.wt[2]*p2[0] + round
+			ga := tp.wt[0]*p0[1] + tp.wt[1]*p1[1] + tp.wt[2]*p2[1] + round
+			o := out[4*x : 4*x+4 : 4*x+4]
+			o[0], o[1], o[2], o[3] = uint8(rb>>23), uint8(ga>>23), uint8(rb>>55), uint8(ga>>55)
+		}
+	}
+	return dst
+}
+
+func maxTaps(spans []span) int {
+	n := 0
+	for _, sp := range spans {
+		n = max(n, len(sp.weights))
+	}
+	return n
+}
+
+// fixedWeights rounds weights (which sum to 1) to integers summing exactly
+// to one, the largest taking up the rounding error.
+func fixedWeights(weights []float32, one uint32) []uint32 {
+	out := make([]uint32, len(weights))
+	var sum uint32
+	big := 0
+	for i, wt := range weights {
+		out[i] = uint32(float64(wt)*float64(one) + 0.5)
+		sum += out[i]
+		if wt > weights[big] {
+			big = i
+		}
+	}
+	out[big] += one - sum
+	return out
+}
+
+// areaResizeAny is areaResize for any factor: it handles output pixels that
+// cover more than three source pixels, which areaResize does not.
 // Weights are 16-bit fixed point; each source row is filtered horizontally
 // once and added into the output rows it overlaps.
-func areaResize(src *image.RGBA, w, h int) *image.RGBA {
+func areaResizeAny(src *image.RGBA, w, h int) *image.RGBA {
 	sw, sh := src.Bounds().Dx(), src.Bounds().Dy()
 	xs, ys := areaSpans(sw, w), areaSpans(sh, h)
 	// Flatten the horizontal spans: for output x, taps tapStart[x]..tapStart[x+1].
@@ -274,8 +409,92 @@ func toRGBA(src image.Image) *image.RGBA {
 }
 
 // boxReduce shrinks src by the integer factor k, each output pixel the mean
-// of a k×k block (edge rows and columns that do not fill a block are dropped).
+// of a k×k block (edge rows and columns that do not fill a block are
+// dropped), rounded to nearest.
+//
+// It adds the block's rows first, eight bytes at a time as four 16-bit
+// lanes of even bytes and four of odd ones (k·255 fits for k up to 257),
+// then each block's columns. For k up to 16 those add a pixel's red and
+// blue (green and alpha) as two 16-bit lanes of one word (k²·255 fits) and
+// divide by k² with a multiplication by a 33-bit reciprocal, exact for sums
+// below 2¹⁷; for larger k, one channel at a time.
 func boxReduce(src *image.RGBA, k int) *image.RGBA {
+	if k > 257 {
+		return boxReduceAny(src, k)
+	}
+	w, h := src.Bounds().Dx()/k, src.Bounds().Dy()/k
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	n := uint64(k * k)
+	inv := (uint64(1)<<33 + n - 1) / n
+	used := 4 * w * k                  // bytes of a source row that fill blocks
+	even := make([]uint64, (used+7)/8) // per 8 bytes: lanes of bytes 0, 2, 4, 6
+	odd := make([]uint64, len(even))   // and of bytes 1, 3, 5, 7
+	const bytes = 0x00ff00ff00ff00ff
+	for y := range h {
+		clear(even)
+		clear(odd)
+		for dy := range k {
+			row := src.Pix[(y*k+dy)*src.Stride:][:used]
+			j := 0
+			for ; 8*j+8 <= used; j++ {
+				v := binary.LittleEndian.Uint64(row[8*j:])
+				even[j] += v & bytes
+				odd[j] += v >> 8 & bytes
+			}
+			if 8*j < used { // an odd number of pixels: the last one alone
+				v := uint64(binary.LittleEndian.Uint32(row[8*j:]))
+				even[j] += v & bytes
+				odd[j] += v >> 8 & bytes
+			}
+		}
+		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*w]
+		p := 0 // source pixel
+		for x := range w {
+			o := out[4*x : 4*x+4 : 4*x+4]
+			if k > 16 {
+				var r, g, b, a uint64
+				for range k {
+					sh := 32 * uint(p&1)
+					e, od := even[p>>1]>>sh, odd[p>>1]>>sh
+					r, b = r+e&0xffff, b+e>>16&0xffff
+					g, a = g+od&0xffff, a+od>>16&0xffff
+					p++
+				}
+				o[0], o[1], o[2], o[3] = uint8((r+n/2)/n), uint8((g+n/2)/n), uint8((b+n/2)/n), uint8((a+n/2)/n)
+				continue
+			}
+			var rb, ga uint64 // red | blue<<16, green | alpha<<16
+			if k%2 == 0 {
+				// The block starts at an even pixel: add whole words, then
+				// their two halves (a lane then holds at most k²·255).
+				var e, od uint64
+				for _, v := range even[p>>1 : (p+k)>>1] {
+					e += v
+				}
+				for _, v := range odd[p>>1 : (p+k)>>1] {
+					od += v
+				}
+				rb, ga = e&0xffffffff+e>>32, od&0xffffffff+od>>32
+				p += k
+			} else {
+				for range k {
+					sh := 32 * uint(p&1)
+					rb += even[p>>1] >> sh & 0xffffffff
+					ga += odd[p>>1] >> sh & 0xffffffff
+					p++
+				}
+			}
+			o[0] = uint8(((rb & 0xffff) + n/2) * inv >> 33)
+			o[1] = uint8(((ga & 0xffff) + n/2) * inv >> 33)
+			o[2] = uint8(((rb >> 16) + n/2) * inv >> 33)
+			o[3] = uint8(((ga >> 16) + n/2) * inv >> 33)
+		}
+	}
+	return dst
+}
+
+// boxReduceAny is boxReduce for any k, one channel at a time.
+func boxReduceAny(src *image.RGBA, k int) *image.RGBA {
 	w, h := src.Bounds().Dx()/k, src.Bounds().Dy()/k
 	dst := image.NewRGBA(image.Rect(0, 0, w, h))
 	acc := make([]uint32, w*4)

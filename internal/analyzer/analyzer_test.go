@@ -3,9 +3,13 @@ package analyzer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,56 +63,139 @@ func TestMinSide(t *testing.T) {
 }
 
 func TestRunIsolatesFailures(t *testing.T) {
-	labels := &stub{f: job.FeatureLabels, fn: func(_ context.Context, res *job.Result) error {
-		res.Labels = []job.Label{{Label: "tabby", Score: 0.9}}
-		return nil
-	}}
-	failing := &stub{f: job.FeatureColors, fn: func(context.Context, *job.Result) error { return errors.New("no colours today") }}
-	slow := &stub{f: job.FeatureQuality, fn: func(ctx context.Context, _ *job.Result) error {
-		<-ctx.Done()
-		return ctx.Err()
-	}}
-	notAsked := &stub{f: job.FeaturePHash, fn: func(context.Context, *job.Result) error {
-		t.Error("an analyzer ran for a feature nobody asked for")
-		return nil
-	}}
-	p, err := NewPipeline(50*time.Millisecond, labels, failing, slow, notAsked)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := &job.Result{}
-	err = p.Run(context.Background(), &Image{}, []job.Feature{job.FeatureLabels, job.FeatureColors, job.FeatureQuality, job.FeatureFaces}, res)
-	if err != nil {
-		t.Fatalf("Run = %v; want nil (feature failures are per feature)", err)
-	}
-	if len(res.Labels) != 1 {
-		t.Errorf("labels = %v; want the working analyzer's answer", res.Labels)
-	}
-	want := map[job.Feature]string{
-		job.FeatureColors:  "no colours today",
-		job.FeatureQuality: "took longer than 50ms",
-		job.FeatureFaces:   "this server has no analyzer for it",
-	}
-	for f, msg := range want {
-		if res.Errors[f] != msg {
-			t.Errorf("errors[%s] = %q; want %q", f, res.Errors[f], msg)
-		}
-	}
-	if len(res.Errors) != len(want) {
-		t.Errorf("errors = %v; want exactly %v", res.Errors, want)
-	}
-	p.Close()
-	if !labels.closed || !failing.closed {
-		t.Error("Close did not close the analyzers")
+	for _, parallel := range []int{1, 4} {
+		t.Run(fmt.Sprintf("parallel %d", parallel), func(t *testing.T) {
+			labels := &stub{f: job.FeatureLabels, fn: func(_ context.Context, res *job.Result) error {
+				res.Labels = []job.Label{{Label: "tabby", Score: 0.9}}
+				return nil
+			}}
+			failing := &stub{f: job.FeatureColors, fn: func(context.Context, *job.Result) error { return errors.New("no colours today") }}
+			slow := &stub{f: job.FeatureQuality, fn: func(ctx context.Context, _ *job.Result) error {
+				<-ctx.Done()
+				return ctx.Err()
+			}}
+			notAsked := &stub{f: job.FeaturePHash, fn: func(context.Context, *job.Result) error {
+				t.Error("an analyzer ran for a feature nobody asked for")
+				return nil
+			}}
+			p, err := NewPipeline(50*time.Millisecond, labels, failing, slow, notAsked)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.SetParallel(parallel)
+			res := &job.Result{}
+			err = p.Run(context.Background(), &Image{}, []job.Feature{job.FeatureLabels, job.FeatureColors, job.FeatureQuality, job.FeatureFaces}, res)
+			if err != nil {
+				t.Fatalf("Run = %v; want nil (feature failures are per feature)", err)
+			}
+			if len(res.Labels) != 1 {
+				t.Errorf("labels = %v; want the working analyzer's answer", res.Labels)
+			}
+			want := map[job.Feature]string{
+				job.FeatureColors:  "no colours today",
+				job.FeatureQuality: "took longer than 50ms",
+				job.FeatureFaces:   "this server has no analyzer for it",
+			}
+			for f, msg := range want {
+				if res.Errors[f] != msg {
+					t.Errorf("errors[%s] = %q; want %q", f, res.Errors[f], msg)
+				}
+			}
+			if len(res.Errors) != len(want) {
+				t.Errorf("errors = %v; want exactly %v", res.Errors, want)
+			}
+			p.Close()
+			if !labels.closed || !failing.closed {
+				t.Error("Close did not close the analyzers")
+			}
+		})
 	}
 }
 
 func TestRunReturnsPanics(t *testing.T) {
-	p, _ := NewPipeline(0, &stub{f: job.FeatureLabels, fn: func(context.Context, *job.Result) error { panic("boom") }})
-	err := p.Run(context.Background(), &Image{}, []job.Feature{job.FeatureLabels}, &job.Result{})
-	var pe *PanicError
-	if !errors.As(err, &pe) || pe.Feature != job.FeatureLabels || pe.Value != "boom" {
-		t.Errorf("Run = %v; want a *PanicError for labels", err)
+	for _, parallel := range []int{1, 4} {
+		t.Run(fmt.Sprintf("parallel %d", parallel), func(t *testing.T) {
+			p, _ := NewPipeline(0,
+				&stub{f: job.FeatureLabels, fn: ok},
+				&stub{f: job.FeatureColors, fn: func(context.Context, *job.Result) error { return errors.New("no colours today") }},
+				&stub{f: job.FeatureQuality, fn: func(context.Context, *job.Result) error { panic("boom") }},
+				&stub{f: job.FeaturePHash, fn: ok},
+			)
+			p.SetParallel(parallel)
+			err := p.Run(context.Background(), &Image{}, []job.Feature{job.FeatureLabels, job.FeatureColors, job.FeatureQuality, job.FeaturePHash}, &job.Result{})
+			var pe *PanicError
+			if !errors.As(err, &pe) || pe.Feature != job.FeatureQuality || pe.Value != "boom" {
+				t.Errorf("Run = %v; want a *PanicError for quality", err)
+			}
+		})
+	}
+}
+
+// TestRunConcurrently checks that the analyzers of one job run at the same
+// time when allowed to: each of two waits for the other to start, which
+// only works when both run at once, and one after another when not.
+func TestRunConcurrently(t *testing.T) {
+	for _, parallel := range []int{1, 2} {
+		t.Run(fmt.Sprintf("parallel %d", parallel), func(t *testing.T) {
+			started := map[job.Feature]chan struct{}{job.FeatureLabels: make(chan struct{}), job.FeatureColors: make(chan struct{})}
+			var order []job.Feature
+			var mu sync.Mutex
+			rendezvous := func(self, other job.Feature) func(ctx context.Context, res *job.Result) error {
+				return func(ctx context.Context, res *job.Result) error {
+					mu.Lock()
+					order = append(order, self)
+					mu.Unlock()
+					close(started[self])
+					select {
+					case <-started[other]:
+						return nil
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+			}
+			timeout := 10 * time.Second // not reached: both return as soon as both started
+			if parallel == 1 {
+				timeout = 50 * time.Millisecond
+			}
+			p, _ := NewPipeline(timeout,
+				&stub{f: job.FeatureLabels, fn: rendezvous(job.FeatureLabels, job.FeatureColors)},
+				&stub{f: job.FeatureColors, fn: rendezvous(job.FeatureColors, job.FeatureLabels)},
+			)
+			p.SetParallel(parallel)
+			res := &job.Result{}
+			if err := p.Run(context.Background(), &Image{}, []job.Feature{job.FeatureColors, job.FeatureLabels}, res); err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			if parallel == 1 {
+				// One after another, in the pipeline's order: labels waits in
+				// vain for colours, which then finds labels started.
+				if want := []job.Feature{job.FeatureLabels, job.FeatureColors}; !slices.Equal(order, want) {
+					t.Errorf("ran %v; want %v", order, want)
+				}
+				if res.Errors[job.FeatureLabels] == "" || res.Errors[job.FeatureColors] != "" {
+					t.Errorf("errors = %v; want labels alone timed out", res.Errors)
+				}
+				return
+			}
+			if len(res.Errors) != 0 {
+				t.Errorf("errors = %v; want none (the two ran at once)", res.Errors)
+			}
+		})
+	}
+}
+
+func TestRunCanceled(t *testing.T) {
+	ran := false
+	p, _ := NewPipeline(0, &stub{f: job.FeatureLabels, fn: func(context.Context, *job.Result) error { ran = true; return nil }},
+		&stub{f: job.FeatureColors, fn: ok})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Run(ctx, &Image{}, []job.Feature{job.FeatureLabels, job.FeatureColors}, &job.Result{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v; want context.Canceled", err)
+	}
+	if ran {
+		t.Error("an analyzer ran after the job was canceled")
 	}
 }
 
@@ -145,6 +232,45 @@ func TestFit(t *testing.T) {
 	}
 }
 
+// TestFitSameWhateverTheOrder checks that a copy does not depend on which
+// copies were asked for before it, as analyzers running concurrently ask in
+// no fixed order, and that concurrent callers share one copy.
+func TestFitSameWhateverTheOrder(t *testing.T) {
+	src := image.NewRGBA(image.Rect(0, 0, 1155, 866))
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(r.IntN(256))
+	}
+	newImg := func() *Image {
+		return NewImage("img", nil, &imagedata.Image{Header: imagedata.Header{Width: 1155, Height: 866, Orientation: 1}, Image: src})
+	}
+	sizes := []int{1000, 640, 320, 128, 100}
+	want := map[int]*image.RGBA{}
+	for _, side := range sizes {
+		want[side] = newImg().Fit(side)
+	}
+	for _, order := range [][]int{{100, 128, 320, 640, 1000}, {640, 100, 1000, 320, 128}} {
+		img := newImg()
+		for _, side := range order {
+			if got := img.Fit(side); !slices.Equal(got.Pix, want[side].Pix) || got.Bounds() != want[side].Bounds() {
+				t.Errorf("order %v: Fit(%d) differs from Fit(%d) on a fresh image", order, side, side)
+			}
+		}
+	}
+	img := newImg()
+	got := make([]*image.RGBA, 8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() { got[i] = img.Fit(sizes[i%len(sizes)]) })
+	}
+	wg.Wait()
+	for i, m := range got {
+		if m != img.Fit(sizes[i%len(sizes)]) {
+			t.Errorf("concurrent Fit(%d) made its own copy; want the shared one", sizes[i%len(sizes)])
+		}
+	}
+}
+
 func BenchmarkFit(b *testing.B) {
 	for _, tc := range []struct {
 		name       string
@@ -154,9 +280,10 @@ func BenchmarkFit(b *testing.B) {
 		for i := range src.Pix {
 			src.Pix[i] = uint8(i * 31)
 		}
+		w, h := fitSize(tc.w, tc.h, tc.side)
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
-				fit(src, tc.side)
+				fit(src, w, h)
 			}
 		})
 	}
@@ -178,5 +305,66 @@ func TestAreaResizeKeepsMean(t *testing.T) {
 	}
 	if want := sum / 35; math.Abs(got/12-want) > 1 {
 		t.Errorf("mean red after resize = %.2f; want %.2f (an area filter keeps the mean)", got/12, want)
+	}
+}
+
+// TestAreaResizeMatchesReference checks the fast area filter against the
+// general one (wider fixed-point sums, no lanes) on noise, where rounding
+// differences show most, and that a flat image stays exactly flat.
+func TestAreaResizeMatchesReference(t *testing.T) {
+	for _, tc := range []struct{ sw, sh, w, h int }{
+		{1155, 866, 640, 480}, {1155, 866, 683, 512}, {1333, 1000, 1000, 750}, {7, 5, 4, 3}, {641, 3, 640, 2}, {3, 3, 2, 2},
+	} {
+		src := image.NewRGBA(image.Rect(0, 0, tc.sw, tc.sh))
+		r := rand.New(rand.NewPCG(uint64(tc.sw), uint64(tc.sh)))
+		for i := range src.Pix {
+			src.Pix[i] = uint8(r.IntN(256))
+		}
+		got, want := areaResize(src, tc.w, tc.h), areaResizeAny(src, tc.w, tc.h)
+		if got.Bounds() != want.Bounds() {
+			t.Fatalf("%dx%d to %dx%d: bounds %v; want %v", tc.sw, tc.sh, tc.w, tc.h, got.Bounds(), want.Bounds())
+		}
+		for i := range got.Pix {
+			if d := int(got.Pix[i]) - int(want.Pix[i]); d < -1 || d > 1 {
+				t.Fatalf("%dx%d to %dx%d: byte %d = %d; reference %d", tc.sw, tc.sh, tc.w, tc.h, i, got.Pix[i], want.Pix[i])
+			}
+		}
+		flat := image.NewRGBA(image.Rect(0, 0, tc.sw, tc.sh))
+		for i := range flat.Pix {
+			flat.Pix[i] = []uint8{255, 7, 128, 255}[i%4]
+		}
+		for i, v := range areaResize(flat, tc.w, tc.h).Pix {
+			if want := []uint8{255, 7, 128, 255}[i%4]; v != want {
+				t.Fatalf("%dx%d to %dx%d: flat byte %d = %d; want %d", tc.sw, tc.sh, tc.w, tc.h, i, v, want)
+			}
+		}
+	}
+}
+
+// TestBoxReduceMatchesReference checks the lane-parallel box filter against
+// the plain one, byte for byte.
+func TestBoxReduceMatchesReference(t *testing.T) {
+	for _, tc := range []struct{ w, h, k int }{
+		{1155, 866, 2}, {1155, 866, 3}, {640, 480, 5}, {640, 480, 6}, {641, 481, 7}, {17, 16, 16}, {35, 35, 17}, {4000, 3000, 31}, {600, 600, 257}, {600, 600, 300}, {5, 5, 2},
+	} {
+		src := image.NewRGBA(image.Rect(0, 0, tc.w, tc.h))
+		r := rand.New(rand.NewPCG(uint64(tc.w), uint64(tc.k)))
+		for i := range src.Pix {
+			src.Pix[i] = uint8(r.IntN(256))
+		}
+		if tc.k == 16 || tc.k == 257 {
+			for i := range src.Pix {
+				src.Pix[i] = 255 // the largest sums
+			}
+		}
+		got, want := boxReduce(src, tc.k), boxReduceAny(src, tc.k)
+		if got.Bounds() != want.Bounds() {
+			t.Fatalf("%dx%d / %d: bounds %v; want %v", tc.w, tc.h, tc.k, got.Bounds(), want.Bounds())
+		}
+		for i := range got.Pix {
+			if got.Pix[i] != want.Pix[i] {
+				t.Fatalf("%dx%d / %d: byte %d = %d; reference %d", tc.w, tc.h, tc.k, i, got.Pix[i], want.Pix[i])
+			}
+		}
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glimpse-oss/glimpse/internal/job"
@@ -18,10 +21,19 @@ const DefaultTimeout = 20 * time.Second
 // analyzer runs under its own deadline; one that fails or times out leaves an
 // entry in Result.Errors and the others still report. A Pipeline is owned by
 // one worker and is not safe for concurrent use.
+//
+// The analyzers of one job run concurrently, at most GOMAXPROCS at a time
+// unless SetParallel says otherwise, which shortens a job's wall time when
+// cores are free and costs the same CPU either way. Each writes only its own
+// fields of the Result, and they share working copies through Image.Fit,
+// which gives the same pixels whatever the order, so a job's answers do not
+// depend on how its analyzers were scheduled. A deadline starts when its
+// analyzer starts.
 type Pipeline struct {
 	byFeature map[job.Feature]Analyzer
 	order     []Analyzer
 	timeout   time.Duration
+	parallel  int
 }
 
 // PanicError is an analyzer's panic, recovered. It is not recorded as a
@@ -79,9 +91,18 @@ func (p *Pipeline) MinSide(features []job.Feature) int {
 	return need
 }
 
-// Run runs the analyzers for features, in the pipeline's order, writing into
-// res. It returns an error only when the job as a whole cannot go on: ctx
-// ended, or an analyzer panicked (*PanicError).
+// SetParallel sets how many analyzers of one job may run at once: 1 runs
+// them one after another, in the pipeline's order; n < 1 means GOMAXPROCS.
+func (p *Pipeline) SetParallel(n int) { p.parallel = n }
+
+// errNotRun marks an analyzer a job ended or crashed before starting.
+var errNotRun = errors.New("analyzer: not run")
+
+// Run runs the analyzers for features, writing into res, and returns when
+// all that started have returned. It returns an error only when the job as
+// a whole cannot go on: ctx ended, or an analyzer panicked (*PanicError;
+// analyzers not yet started then do not start). Failures are settled in the
+// pipeline's order, whatever order the analyzers finished in.
 func (p *Pipeline) Run(ctx context.Context, img *Image, features []job.Feature, res *job.Result) error {
 	want := map[job.Feature]bool{}
 	for _, f := range features {
@@ -92,29 +113,83 @@ func (p *Pipeline) Run(ctx context.Context, img *Image, features []job.Feature, 
 			setErr(res, f, "this server has no analyzer for it")
 		}
 	}
+	var todo []Analyzer
 	for _, a := range p.order {
-		f := a.Feature()
-		if !want[f] {
-			continue
+		if want[a.Feature()] {
+			todo = append(todo, a)
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+	}
+	errs := make([]error, len(todo))
+	for i := range errs {
+		errs[i] = errNotRun
+	}
+	n := p.parallel
+	if n < 1 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	if n = min(n, len(todo)); n <= 1 {
+		for i, a := range todo {
+			if ctx.Err() != nil {
+				break
+			}
+			errs[i] = p.runOne(ctx, a, img, res)
+			if isPanic(errs[i]) {
+				break
+			}
 		}
-		err := p.runOne(ctx, a, img, res)
-		var pe *PanicError
-		switch {
-		case err == nil:
-		case errors.As(err, &pe):
+	} else {
+		p.runConcurrently(ctx, n, todo, img, res, errs)
+	}
+	for i, a := range todo {
+		switch err := errs[i]; {
+		case err == nil, err == errNotRun:
+			// A skipped analyzer: ctx ended, returned below, or another
+			// panicked, returned when the loop reaches it.
+		case isPanic(err):
 			return err
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):
-			setErr(res, f, fmt.Sprintf("took longer than %v", p.timeout))
+			setErr(res, a.Feature(), fmt.Sprintf("took longer than %v", p.timeout))
 		default:
-			setErr(res, f, err.Error())
+			setErr(res, a.Feature(), err.Error())
 		}
 	}
-	return nil
+	return ctx.Err()
+}
+
+// runConcurrently runs todo with at most n at a time, started in order,
+// recording each one's error in errs. It starts no more after ctx ends or
+// an analyzer panics, and returns when all it started have returned.
+func (p *Pipeline) runConcurrently(ctx context.Context, n int, todo []Analyzer, img *Image, res *job.Result, errs []error) {
+	sem := make(chan struct{}, n)
+	var crashed atomic.Bool
+	var wg sync.WaitGroup
+	for i, a := range todo {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil || crashed.Load() {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := p.runOne(ctx, a, img, res)
+			if isPanic(err) {
+				crashed.Store(true)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+}
+
+func isPanic(err error) bool {
+	var pe *PanicError
+	return errors.As(err, &pe)
 }
 
 func (p *Pipeline) runOne(ctx context.Context, a Analyzer, img *Image, res *job.Result) (err error) {

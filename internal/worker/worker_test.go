@@ -625,9 +625,11 @@ func TestOutageSpendsNoAttempts(t *testing.T) {
 			if img.Attempts != 1 {
 				t.Errorf("attempts = %d; want 1 (an outage is not the job's fault)", img.Attempts)
 			}
-			if _, err := r.blobs.Get(context.Background(), job.ResultKey(id)); err != nil {
-				t.Errorf("result object: %v", err)
-			}
+			// The result object follows the commit that made the row done.
+			checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+				_, err := r.blobs.Get(context.Background(), job.ResultKey(id))
+				return err
+			})
 		})
 	}
 }

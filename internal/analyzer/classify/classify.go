@@ -345,14 +345,20 @@ func (c *Classifier) Feature() job.Feature { return job.FeatureLabels }
 
 // Analyze labels img into res.Labels. When img was decoded far larger than
 // the model needs (another feature asked for full resolution), it classifies
-// the shared downscaled copy instead of resampling megapixels itself.
+// a shared downscaled copy instead of resampling megapixels itself: the
+// small one (analyzer.SmallSide) when its shorter side still has the
+// pixels the model resizes to, else one twice that size.
 func (c *Classifier) Analyze(ctx context.Context, img *analyzer.Image, res *job.Result) error {
 	src := img.Pixels
 	b := src.Bounds()
 	need := c.MinSide()
 	if short := min(b.Dx(), b.Dy()); short > 2*need {
 		long := max(b.Dx(), b.Dy())
-		src = img.Fit((long*2*need + short - 1) / short)
+		if short*analyzer.SmallSide >= need*long {
+			src = img.Fit(analyzer.SmallSide)
+		} else {
+			src = img.Fit((long*2*need + short - 1) / short)
+		}
 	}
 	labels, err := c.Classify(ctx, src)
 	if err != nil {

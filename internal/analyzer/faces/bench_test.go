@@ -22,7 +22,7 @@ var benchSizes = []struct {
 // benchImage returns dog.jpg with astronaut.png's face pasted in, enlarged to
 // w×h, encoded as a JPEG and decoded by imagedata with minSide, as the
 // worker does.
-func benchImage(b *testing.B, w, h, minSide int) *imagedata.Image {
+func benchImage(b testing.TB, w, h, minSide int) *imagedata.Image {
 	b.Helper()
 	scene := onCanvas(decodePixels(b, "dog.jpg"), 768, 576, 768)
 	face := image.NewRGBA(image.Rect(0, 0, 256, 256))

@@ -1,6 +1,7 @@
-// Package faces finds faces with pigo, a pixel-intensity-comparison cascade
-// (github.com/esimov/pigo). It runs on a grey copy of the image whose longer
-// side is at most 640 pixels and reports boxes in display pixels.
+// Package faces finds faces with pigo's pixel-intensity-comparison cascade
+// (github.com/esimov/pigo), evaluated by its own faster code (see
+// classifier). It runs on a grey copy of the image whose longer side is at
+// most 640 pixels and reports boxes in display pixels.
 package faces
 
 import (
@@ -22,7 +23,7 @@ import (
 
 // WorkingSide is the longer side of the copy the detector runs on, and the
 // shorter side the analyzer asks the decoder for (see MinSide).
-const WorkingSide = 640
+const WorkingSide = analyzer.SmallSide
 
 // DefaultMinConfidence is the Confidence a face needs to be reported when
 // Config.MinConfidence is 0. It was tuned on the photos in .deps/testdata,
@@ -60,23 +61,18 @@ const (
 var cascadeFile []byte
 
 // cascade is parsed once per process: it is immutable data embedded in the
-// binary, and a parsed *pigo.Pigo is only read, so every Analyzer shares it.
+// binary, and a parsed classifier is only read, so every Analyzer shares it.
 var cascade struct {
 	once sync.Once
-	pg   *pigo.Pigo
+	c    *classifier
 	err  error
 }
 
-func loadCascade() (*pigo.Pigo, error) {
+func loadCascade() (*classifier, error) {
 	cascade.once.Do(func() {
-		pg, err := pigo.NewPigo().Unpack(cascadeFile)
-		if err != nil {
-			cascade.err = fmt.Errorf("faces: parsing cascade: %v", err)
-			return
-		}
-		cascade.pg = pg
+		cascade.c, cascade.err = parseCascade(cascadeFile)
 	})
-	return cascade.pg, cascade.err
+	return cascade.c, cascade.err
 }
 
 // Config configures an Analyzer. The zero value is ready to use.
@@ -103,7 +99,7 @@ func (c Config) Validate() error {
 
 // Analyzer detects faces. It is safe for concurrent use.
 type Analyzer struct {
-	pg            *pigo.Pigo
+	cls           *classifier
 	minConfidence float64
 	minFace       float64
 }
@@ -116,11 +112,11 @@ func New(cfg Config) (*Analyzer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pg, err := loadCascade()
+	cls, err := loadCascade()
 	if err != nil {
 		return nil, err
 	}
-	a := &Analyzer{pg: pg, minConfidence: cfg.MinConfidence, minFace: cfg.MinFace}
+	a := &Analyzer{cls: cls, minConfidence: cfg.MinConfidence, minFace: cfg.MinFace}
 	if a.minConfidence == 0 {
 		a.minConfidence = DefaultMinConfidence
 	}
@@ -230,22 +226,17 @@ func (a *Analyzer) detect(ctx context.Context, img *analyzer.Image) ([]pigo.Dete
 		// Too small to hold even the smallest window.
 		return nil, r, nil
 	}
-	cp := pigo.CascadeParams{
-		ShiftFactor: shiftFactor,
-		ScaleFactor: scaleFactor,
-		ImageParams: pigo.ImageParams{Pixels: grey(work), Rows: h, Cols: w, Dim: w},
+	dets, err := a.cls.scan(ctx, grey(work), w, h, minSize, short)
+	if err != nil {
+		return nil, r, fmt.Errorf("faces: %w", err)
 	}
-	// RunCascade cannot be interrupted, so run it one window size at a time
-	// (the same sizes it would visit itself) and check ctx in between.
-	var dets []pigo.Detection
-	for size := minSize; size <= short; size = nextSize(size) {
-		if err := ctx.Err(); err != nil {
-			return nil, r, fmt.Errorf("faces: %w", err)
-		}
-		cp.MinSize, cp.MaxSize = size, size
-		dets = append(dets, a.pg.RunCascade(cp, 0)...)
-	}
-	return a.pg.ClusterDetections(dets, iouThreshold), r, nil
+	return clusterDetections(dets), r, nil
+}
+
+// clusterDetections merges overlapping raw detections with pigo's
+// clustering, which needs no state from a cascade.
+func clusterDetections(dets []pigo.Detection) []pigo.Detection {
+	return (&pigo.Pigo{}).ClusterDetections(dets, iouThreshold)
 }
 
 // nextSize is the window size after size, as pigo's RunCascade steps it: by

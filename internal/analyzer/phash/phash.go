@@ -61,7 +61,9 @@ func (a *Analyzer) Analyze(ctx context.Context, img *analyzer.Image, res *job.Re
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("phash: %w", err)
 	}
-	m := img.Fit(workSide)
+	// From the decoded image directly: a hash is compared bit by bit, and
+	// one made through another copy would differ by that copy's rounding.
+	m := img.FitDirect(workSide)
 	if m.Bounds().Empty() {
 		return errors.New("phash: empty image")
 	}

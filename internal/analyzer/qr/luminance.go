@@ -1,6 +1,7 @@
 package qr
 
 import (
+	"encoding/binary"
 	"errors"
 	"image"
 
@@ -27,13 +28,7 @@ func newLuminance(m image.Image) *luminance {
 	switch m := m.(type) {
 	case *image.RGBA:
 		for y := range h {
-			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):]
-			dst := l.pix[y*w : (y+1)*w]
-			for x := range dst {
-				p := row[4*x : 4*x+4 : 4*x+4]
-				// Premultiplied: transparent pixels are read as lying on white.
-				dst[x] = byte((uint(p[0])+2*uint(p[1])+uint(p[2]))>>2 + 255 - uint(p[3]))
-			}
+			rgbaLuma(l.pix[y*w:(y+1)*w], m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):])
 		}
 	case *image.NRGBA:
 		for y := range h {
@@ -66,6 +61,30 @@ func newLuminance(m image.Image) *luminance {
 		}
 	}
 	return l
+}
+
+// rgbaLuma writes the luma of the premultiplied RGBA pixels of row into
+// dst, one per byte of dst: (R + 2G + B) / 4 + 255 - A, so that transparent
+// pixels are read as lying on white. It works on two pixels at a time, each
+// channel in a 16-bit lane of a 64-bit word.
+func rgbaLuma(dst, row []uint8) {
+	const (
+		bytes = 0x00ff00ff00ff00ff
+		lanes = 0x0000ffff0000ffff // lanes 0 and 2: one per pixel
+		white = 0x000000ff000000ff
+	)
+	x := 0
+	for ; x+2 <= len(dst); x += 2 {
+		v := binary.LittleEndian.Uint64(row[4*x:])
+		e, o := v&bytes, v>>8&bytes // red, blue, red, blue; green, alpha, green, alpha
+		sum := (e + e>>16 + 2*o) & lanes
+		l := sum>>2&lanes + white - o>>16&lanes
+		dst[x], dst[x+1] = byte(l), byte(l>>32)
+	}
+	if x < len(dst) {
+		p := row[4*x : 4*x+4 : 4*x+4]
+		dst[x] = byte((uint(p[0])+2*uint(p[1])+uint(p[2]))>>2 + 255 - uint(p[3]))
+	}
 }
 
 // GetRow returns row y, in row when it is long enough.

@@ -35,7 +35,7 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultWorkingSide = 1000
+	DefaultWorkingSide = analyzer.LargeSide
 	DefaultMaxCodes    = 16
 )
 
@@ -226,7 +226,7 @@ func (a *Analyzer) scan(ctx context.Context, m image.Image, dw, dh int) ([]found
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("qr: %w", err)
 		}
-		bmp, err := gozxing.NewBinaryBitmap(gozxing.NewHybridBinarizer(lum))
+		bmp, err := gozxing.NewBinaryBitmap(newBinarizer(lum))
 		if err != nil {
 			break
 		}
@@ -245,7 +245,7 @@ func (a *Analyzer) scan(ctx context.Context, m image.Image, dw, dh int) ([]found
 // reader gives up; it is tried only until a first code is found, as it costs
 // another detection pass.
 func (a *Analyzer) readQR(lum *luminance, single bool) []*gozxing.Result {
-	bmp, err := gozxing.NewBinaryBitmap(gozxing.NewHybridBinarizer(lum))
+	bmp, err := gozxing.NewBinaryBitmap(newBinarizer(lum))
 	if err != nil {
 		return nil
 	}

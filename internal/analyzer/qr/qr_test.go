@@ -392,6 +392,28 @@ func TestLuminance(t *testing.T) {
 		t.Errorf("NRGBA luminance = %v; want %v", got, want)
 	}
 
+	// The lane-parallel RGBA path against the formula, pixel by pixel, on
+	// premultiplied colours of every opacity and an odd width.
+	odd := image.NewRGBA(image.Rect(0, 0, 101, 7))
+	var s uint32 = 7
+	for i := 0; i < len(odd.Pix); i += 4 {
+		s = s*1664525 + 1013904223
+		a := uint8(s >> 24)
+		for c := range 3 {
+			s = s*1664525 + 1013904223
+			odd.Pix[i+c] = uint8(uint32(a) * (s >> 24) / 255)
+		}
+		odd.Pix[i+3] = a
+	}
+	got := newLuminance(odd.SubImage(image.Rect(1, 1, 100, 7))).pix
+	for i, v := range got {
+		x, y := 1+i%99, 1+i/99
+		p := odd.RGBAAt(x, y)
+		if want := byte((uint(p.R)+2*uint(p.G)+uint(p.B))>>2 + 255 - uint(p.A)); v != want {
+			t.Fatalf("luminance at (%d, %d) of %v = %d; want %d", x, y, p, v, want)
+		}
+	}
+
 	l := &luminance{pix: []byte{1, 2, 3, 4, 5, 6}, w: 3, h: 2}
 	r, _ := l.RotateCounterClockwise()
 	// 1 2 3      3 6

@@ -48,7 +48,7 @@ const (
 )
 
 // workSide is the longer side of the copy the measures are taken on.
-const workSide = 1000
+const workSide = analyzer.LargeSide
 
 // Config tunes the verdicts; a zero field takes its default.
 type Config struct {

@@ -1,0 +1,90 @@
+package standard
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/glimpse-oss/glimpse/internal/analyzer"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/classify"
+	"github.com/glimpse-oss/glimpse/internal/imagedata"
+	"github.com/glimpse-oss/glimpse/internal/job"
+	"github.com/glimpse-oss/glimpse/internal/models"
+	"github.com/glimpse-oss/glimpse/internal/testphotos"
+)
+
+// memBlobs keeps what is stored in memory.
+type memBlobs struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (b *memBlobs) Put(_ context.Context, key string, v []byte, _ string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[string][]byte{}
+	}
+	b.m[key] = bytes.Clone(v)
+	return nil
+}
+
+// need skips the test, or fails it when GLIMPSE_STRICT_TESTS=1, when err
+// reports a missing dependency.
+func need(tb testing.TB, what string, err error) {
+	tb.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("GLIMPSE_STRICT_TESTS") == "1" {
+		tb.Fatalf("%s unavailable: %v", what, err)
+	}
+	tb.Skipf("%s unavailable: %v", what, err)
+}
+
+// TestConcurrentMatchesSequential runs every feature on real photos with the
+// analyzers one after another and all at once, and checks the answers, and
+// the stored thumbnails, are the same: the analyzers share working copies,
+// and which one asks first must not change what anyone sees.
+func TestConcurrentMatchesSequential(t *testing.T) {
+	need(t, "onnx runtime", classify.InitRuntime(""))
+	model, err := models.Locate("")
+	need(t, "model", err)
+	for _, name := range []string{"astronaut.png", "dog.jpg", "kite.jpg"} {
+		t.Run(name, func(t *testing.T) {
+			b := testphotos.Bytes(t, name)
+			var results [2]*job.Result
+			var thumbs [2][]byte
+			for i, parallel := range []int{1, 8} {
+				blobs := &memBlobs{}
+				p, err := New(model, blobs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				p.SetParallel(parallel)
+				dec, err := imagedata.Decode(b, imagedata.DefaultLimits(), imagedata.DecodeOptions{MinSide: p.MinSide(job.Features)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				res := &job.Result{}
+				if err := p.Run(context.Background(), analyzer.NewImage("img_test", b, dec), job.Features, res); err != nil {
+					t.Fatalf("parallel %d: Run = %v", parallel, err)
+				}
+				if len(res.Errors) > 0 {
+					t.Fatalf("parallel %d: errors %v", parallel, res.Errors)
+				}
+				results[i], thumbs[i] = res, blobs.m[job.ThumbnailKey("img_test")]
+			}
+			if !reflect.DeepEqual(results[0], results[1]) {
+				t.Errorf("concurrent result %+v\nsequential %+v", results[1], results[0])
+			}
+			if len(thumbs[0]) == 0 || !bytes.Equal(thumbs[0], thumbs[1]) {
+				t.Errorf("thumbnails differ (%d and %d bytes)", len(thumbs[0]), len(thumbs[1]))
+			}
+		})
+	}
+}
