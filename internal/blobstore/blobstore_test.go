@@ -25,29 +25,12 @@ var backends = []struct {
 	name string
 	open func(t *testing.T) *Store
 }{
-	{"file", func(t *testing.T) *Store {
-		var s *Store
-		srv := httptest.NewServer(signedHandler(&s))
-		t.Cleanup(srv.Close)
-		s, err := OpenConfig(context.Background(), "file://"+filepath.ToSlash(filepath.Join(t.TempDir(), "blobs")), Config{BaseURL: srv.URL + "/blobs"})
-		if err != nil {
-			t.Fatalf("OpenConfig(file): %v", err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}},
+	{"file", func(t *testing.T) *Store { return openFileBackend(t) }},
 	{"file-sidecar", func(t *testing.T) *Store {
 		// A file system without user extended attributes: attributes go
 		// to fileblob's .attrs sidecars.
-		var s *Store
-		srv := httptest.NewServer(signedHandler(&s))
-		t.Cleanup(srv.Close)
-		s, err := OpenConfig(context.Background(), "file://"+filepath.ToSlash(filepath.Join(t.TempDir(), "blobs")), Config{BaseURL: srv.URL + "/blobs"})
-		if err != nil {
-			t.Fatalf("OpenConfig(file): %v", err)
-		}
+		s := openFileBackend(t)
 		s.fs.xattrs.Store(0)
-		t.Cleanup(func() { s.Close() })
 		return s
 	}},
 	{"mem", func(t *testing.T) *Store {
@@ -67,6 +50,20 @@ var backends = []struct {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}},
+}
+
+// openFileBackend opens a file:// store whose signed URLs a test server
+// serves.
+func openFileBackend(t *testing.T) *Store {
+	var s *Store
+	srv := httptest.NewServer(signedHandler(&s))
+	t.Cleanup(srv.Close)
+	s, err := OpenConfig(context.Background(), "file://"+filepath.ToSlash(filepath.Join(t.TempDir(), "blobs")), Config{BaseURL: srv.URL + "/blobs"})
+	if err != nil {
+		t.Fatalf("OpenConfig(file): %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // signedHandler serves signed file:// URLs the way the web server does:

@@ -333,6 +333,12 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	return commitOrRollback(tx, fn)
+}
+
+// commitOrRollback runs fn in tx, committing when fn returns nil and rolling
+// back otherwise.
+func commitOrRollback(tx *sql.Tx, fn func(tx *sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
@@ -383,11 +389,7 @@ func (db *DB) writeLazy(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return commitOrRollback(tx, fn)
 }
 
 // nowUTC is the current time as stored: UTC, truncated to the microsecond.
