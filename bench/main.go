@@ -383,9 +383,10 @@ func startServe(bin string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A fixed pool of one worker per core, as the in-process reference uses:
-	// the comparison is of the service overhead, not of autoscaling.
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn", "--workers", strconv.Itoa(runtime.NumCPU())}
+	// serve as it ships (its autoscaled pool, one worker per core at
+	// least), unless -serve-args says otherwise, e.g. "--workers 2" for a
+	// fixed pool of one worker per core, as the in-process reference has.
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn"}
 	args = append(args, strings.Fields(serveArgs)...)
 	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()

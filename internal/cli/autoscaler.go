@@ -34,9 +34,11 @@ type autoscaleFlags struct {
 	serviceRate  float64
 }
 
-func (a *autoscaleFlags) register(fl *pflag.FlagSet) {
+// register adds the flags to fl, with minWorkers the default of
+// --min-workers.
+func (a *autoscaleFlags) register(fl *pflag.FlagSet, minWorkers int) {
 	d := autoscale.NewDefaultConfig()
-	fl.IntVar(&a.min, "min-workers", 1, "fewest workers the autoscaler runs (0 scales to zero when idle)")
+	fl.IntVar(&a.min, "min-workers", minWorkers, "fewest workers the autoscaler runs (0 scales to zero when idle)")
 	fl.IntVar(&a.max, "max-workers", 2*runtime.NumCPU(), "most workers the autoscaler runs")
 	fl.DurationVar(&a.targetWait, "target-wait", d.Policy.TargetWait, "autoscaler goal: no job waits longer than this for a worker")
 	fl.DurationVar(&a.standingWait, "standing-wait", 0, "how long jobs may wait in the queue the autoscaler keeps instead of idle workers; below --target-wait (default half of it)")
@@ -191,7 +193,7 @@ and exits. With --actuator kube it scales a worker Deployment through its scale 
 		},
 	}
 	fl := cmd.Flags()
-	af.register(fl)
+	af.register(fl, 1)
 	kf.register(fl)
 	kube := "kube (a Deployment's scale subresource)"
 	if !kubeBuilt {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -59,7 +60,10 @@ hold (up to --drain-timeout, then releases the rest for redelivery) and flushes 
 	f.engineFlags.register(fl)
 	f.workerFlags.register(fl)
 	fl.BoolVar(&f.autoscale, "autoscale", true, "scale workers between --min-workers and --max-workers from the queue's backlog (--workers N: a fixed pool instead)")
-	f.scale.register(fl)
+	// In one process an idle worker costs only its memory, and one per
+	// core answers a burst at once: the autoscaler adds workers beyond
+	// that, up to --max-workers, to overlap their waits on the disk.
+	f.scale.register(fl, runtime.NumCPU())
 	f.limitFlags.register(fl)
 	return cmd
 }
