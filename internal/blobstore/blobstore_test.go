@@ -364,6 +364,30 @@ func TestFileReadsFileblob(t *testing.T) {
 	}
 }
 
+// TestFileDirRemoved checks that a Put still works after its directory was
+// removed from under the store (whose directory handle is cached).
+func TestFileDirRemoved(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, "file://"+filepath.ToSlash(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put(ctx, "results/a.json", []byte("1"), "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "results")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "results/b.json", []byte("2"), "application/json"); err != nil {
+		t.Fatalf("Put after its directory was removed: %v", err)
+	}
+	if b, err := s.Get(ctx, "results/b.json"); err != nil || string(b) != "2" {
+		t.Errorf("Get = %q, %v", b, err)
+	}
+}
+
 func TestSignedURL(t *testing.T) {
 	ctx := context.Background()
 	s, err := OpenConfig(ctx, "file://"+filepath.ToSlash(t.TempDir()), Config{

@@ -84,6 +84,15 @@ func (f *fileBlobs) put(key string, b []byte, contentType, digest string) (err e
 		return err
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if errors.Is(err, os.ErrNotExist) {
+		// The directory went away under its cached handle (removed by
+		// hand): forget the handle, make the directory again, retry once.
+		f.forgetDir(dir)
+		if d, err = f.dirHandle(dir); err != nil {
+			return err
+		}
+		tmp, err = os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	}
 	if err != nil {
 		return err
 	}
@@ -192,6 +201,16 @@ func (f *fileBlobs) dirHandle(dir string) (*os.File, error) {
 	return d, nil
 }
 
+// forgetDir drops the cached handle of dir.
+func (f *fileBlobs) forgetDir(dir string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d, ok := f.dirs[dir]; ok {
+		d.Close()
+		delete(f.dirs, dir)
+	}
+}
+
 func (f *fileBlobs) get(key string) ([]byte, error) {
 	path, err := f.path(key)
 	if err != nil {
@@ -275,7 +294,7 @@ func (f *fileBlobs) attrs(r *os.File, path string) (Attrs, error) {
 
 // getxattr reads extended attribute name of r.
 func getxattr(r *os.File, name string) (string, bool) {
-	buf := make([]byte, 256)
+	buf := make([]byte, 1024)
 	n, err := unix.Fgetxattr(int(r.Fd()), name, buf)
 	if err != nil {
 		return "", false
