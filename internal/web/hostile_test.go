@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -351,5 +352,58 @@ func TestHostilePolyglot(t *testing.T) {
 	rec = hs.uploadRaw(t, "", "image/gif", []byte("GIF89a/*\x01\x00\x00\x00\x00*/=alert(1);"))
 	if d := problemOf(t, rec, http.StatusUnprocessableEntity); !strings.Contains(d, "GIF") {
 		t.Errorf("detail = %q; want the GIF named", d)
+	}
+}
+
+// TestHostileSlowSignedPut: a holder of a pre-signed upload URL who trickles
+// the bytes is cut off with 408 after the body deadline, as on POST.
+func TestHostileSlowSignedPut(t *testing.T) {
+	lim := testLimits
+	lim.BodyTimeout, lim.BodyMinRate = 300*time.Millisecond, 1<<10
+	hs := newSignedHarness(t, Config{Limits: lim})
+	ts := httptest.NewServer(hs.h)
+	defer ts.Close()
+	tk := hs.ticket(t, `{"filename":"slow.png","content_type":"image/png","size":1000}`)
+	u, err := url.Parse(tk.UploadURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: glimpse.test\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n", u.RequestURI())
+	start := time.Now()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := conn.Write([]byte{0x89}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the trickler's answer: %v", err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !contains(body.String(), "arrived too slowly") {
+		t.Fatalf("trickled signed PUT got %d %s; want 408 naming the time limit", resp.StatusCode, body.String())
+	}
+	t.Logf("trickled signed PUT: 408 after %v", time.Since(start).Round(time.Millisecond))
+	if n := hs.store.count(); n != 0 {
+		t.Errorf("%d images stored; want none", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -278,7 +279,16 @@ func (s *Server) putUpload(ctx context.Context, in *putUploadInput) (*putUploadO
 		return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf(
 			"the body is %d bytes; %d were declared when the upload URL was made", in.req.ContentLength, intent.Size))
 	}
-	data, err := imagedata.ReadAll(http.MaxBytesReader(in.w, in.req.Body, lim.MaxBytes+1), lim)
+	// The same slow-body deadline as POST /v1/images: a URL holder who
+	// trickles the bytes is cut off with 408, not given a connection for
+	// as long as it likes.
+	g := newBodyGuard(in.w, in.req.Body, lim)
+	var body io.Reader = http.MaxBytesReader(in.w, g, lim.MaxBytes+1)
+	if in.req.ContentLength > 0 {
+		body = sizedReader{body, in.req.ContentLength}
+	}
+	data, err := imagedata.ReadAll(body, lim)
+	g.release(err)
 	if err != nil {
 		return nil, readErr("", err)
 	}
