@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -268,9 +269,45 @@ func (s *Server) registerRoutes() {
 	s.registerEvents()
 	s.registerUploads()
 	s.registerHealth()
+	s.documentThrottling()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}))
 	s.registerUI()
 	s.mux.HandleFunc("/", s.notFound)
+}
+
+// documentThrottling adds the 429 answer to every /v1 operation of the
+// OpenAPI document: the tenant rate limit (--rate-limit) and the cap on
+// concurrent uploads refuse requests before they reach a handler, so no
+// handler declares it.
+func (s *Server) documentThrottling() {
+	for path, item := range s.api.OpenAPI().Paths {
+		if !strings.HasPrefix(path, "/v1/") {
+			continue
+		}
+		for _, op := range []*huma.Operation{item.Get, item.Post, item.Put, item.Patch, item.Delete} {
+			if op == nil || op.Responses["429"] != nil {
+				continue
+			}
+			var problem map[string]*huma.MediaType
+			for code, r := range op.Responses {
+				if len(code) == 3 && code[0] == '4' && r.Content != nil {
+					problem = r.Content
+					break
+				}
+			}
+			if problem == nil {
+				continue
+			}
+			op.Responses["429"] = &huma.Response{
+				Description: "Too Many Requests: the tenant's rate limit or the server's cap on concurrent uploads was reached. " +
+					"Retry after the Retry-After header's seconds; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset describe the budget.",
+				Headers: map[string]*huma.Param{
+					"Retry-After": {Description: "seconds to wait before retrying", Schema: &huma.Schema{Type: "integer"}},
+				},
+				Content: problem,
+			}
+		}
+	}
 }
 
 // registerUI serves the web interface at / and its assets under /ui/.

@@ -710,6 +710,23 @@ func TestOpenAPI(t *testing.T) {
 	if rec := hs.do(httptest.NewRequest(http.MethodGet, "/docs", nil)); rec.Code != http.StatusOK {
 		t.Errorf("/docs = %d; want 200", rec.Code)
 	}
+	// Every /v1 operation documents the 429 of the rate limit and the
+	// upload cap, with Retry-After and a problem body.
+	for path, methods := range doc.Paths {
+		if !strings.HasPrefix(path, "/v1/") {
+			continue
+		}
+		for m, op := range methods {
+			b, _ := json.Marshal(op)
+			var o struct {
+				Responses map[string]json.RawMessage `json:"responses"`
+			}
+			json.Unmarshal(b, &o)
+			if r := o.Responses["429"]; !contains(string(r), "Retry-After", "application/problem+json") {
+				t.Errorf("%s %s: 429 response %s; want one with Retry-After and a problem body", strings.ToUpper(m), path, r)
+			}
+		}
+	}
 }
 
 func TestRoutingErrors(t *testing.T) {
