@@ -142,10 +142,25 @@ func (th *throttle) wrap(next http.Handler) http.Handler {
 			return
 		}
 		if release != nil {
+			release = sync.OnceFunc(release)
 			defer release()
+			r = r.WithContext(context.WithValue(r.Context(), uploadSlotKey{}, release))
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// uploadSlotKey is the context key of the function that frees the upload
+// slot a request holds.
+type uploadSlotKey struct{}
+
+// releaseUploadSlot frees the upload slot of the request ctx belongs to, if
+// it holds one: an upload whose bytes are stored and whose jobs are queued
+// no longer counts against the cap while it waits for results (?wait=).
+func releaseUploadSlot(ctx context.Context) {
+	if release, ok := ctx.Value(uploadSlotKey{}).(func()); ok {
+		release()
+	}
 }
 
 // isUpload reports whether r sends image bytes.

@@ -223,3 +223,34 @@ func TestRateLimitConfig(t *testing.T) {
 		}
 	}
 }
+
+// An upload that waits for its results (?wait=) gives its slot back once its
+// bytes are stored: the cap bounds uploads in progress, not waiting clients.
+func TestUploadSlotFreedWhileWaiting(t *testing.T) {
+	hs := newHarness(t, Config{RateLimit: RateLimit{MaxUploads: 1}}, nil)
+	first := make(chan int, 1)
+	go func() {
+		// Nothing processes jobs here, so this waits the whole 3 s.
+		first <- hs.uploadRaw(t, "?wait=3s", "image/png", pngBytes(t, 8, 8, 1)).Code
+	}()
+	for deadline := time.Now().Add(10 * time.Second); hs.store.count() != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first upload was not stored: %d images", hs.store.count())
+		}
+	}
+	// The slot is freed just after the image is stored and queued: allow
+	// that moment, but far less than the first upload's 3 s wait.
+	var rec *httptest.ResponseRecorder
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+		rec = hs.uploadRaw(t, "", "image/png", pngBytes(t, 8, 8, 2))
+		if rec.Code != http.StatusTooManyRequests || time.Now().After(deadline) {
+			break
+		}
+	}
+	if rec.Code != http.StatusAccepted {
+		t.Errorf("upload while another waits for its result = %d; want 202 (%s)", rec.Code, rec.Body)
+	}
+	if code := <-first; code != http.StatusAccepted {
+		t.Errorf("waiting upload = %d; want 202 once its wait ran out", code)
+	}
+}

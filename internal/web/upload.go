@@ -97,8 +97,10 @@ func (s *Server) upload(ctx context.Context, in *uploadInput) (*uploadOutput, er
 		}
 		images[i] = img
 	}
-	// Free the bytes before a possibly long wait.
+	// Free the bytes, and the request's upload slot, before a possibly
+	// long wait: the upload is done, only its results are awaited.
 	files = nil
+	releaseUploadSlot(ctx)
 
 	if wait > 0 && !allTerminal(images) {
 		images = s.await(ctx, tenant, images, wait)
