@@ -26,10 +26,30 @@ import (
 //
 // Processes opening the same store at once take turns to migrate it, under
 // an advisory lock named after the schema.
-func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+// defaultConnectTimeout bounds dialling PostgreSQL when the URL sets no
+// connect_timeout.
+const defaultConnectTimeout = 5 * time.Second
+
+// postgresConfig parses a PostgreSQL URL. Without connect_timeout it gets
+// defaultConnectTimeout: a database host that drops packets instead of
+// refusing them would otherwise hold each new connection for the operating
+// system's connect timeout (minutes), and with it the request or job that
+// needed one.
+func postgresConfig(dsn string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err) // pgconn leaves the password out
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = defaultConnectTimeout
+	}
+	return cfg, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := postgresConfig(dsn)
+	if err != nil {
+		return nil, err
 	}
 	where := fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -108,6 +109,21 @@ func openTestPostgres(tb testing.TB, settings ...string) *DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+func TestPostgresConnectTimeout(t *testing.T) {
+	for dsn, want := range map[string]time.Duration{
+		"postgres://u@127.0.0.1:5432/test":                   defaultConnectTimeout,
+		"postgres://u@127.0.0.1:5432/test?connect_timeout=2": 2 * time.Second,
+	} {
+		cfg, err := postgresConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ConnectTimeout != want {
+			t.Errorf("%s: connect timeout %v; want %v", dsn, cfg.ConnectTimeout, want)
+		}
+	}
 }
 
 func TestPostgres(t *testing.T) {
