@@ -352,6 +352,34 @@ func TestUI(t *testing.T) {
 
 // TestUISignedURLRefusals checks over plain HTTP that an expired and a
 // tampered pre-signed upload URL get 403 with a plain explanation.
+// TestUIBusyBackOff: with one upload allowed in flight, three files chosen
+// at once get 429s; the page waits as Retry-After says and sends them again,
+// and all three reach done.
+func TestUIBusyBackOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	b := newBrowser(t)
+	s := startServe(t, t.TempDir(), "--workers", "2", "--max-concurrent-uploads", "1", "--log-format", "json")
+	b.do("open upload page",
+		chromedp.Navigate(s.URL+"/#/upload"),
+		chromedp.WaitVisible("#drop"),
+	)
+	b.waitJS("live updates connect", `document.querySelector('#live').classList.contains('on')`, 20*time.Second)
+	files := []string{photo(t, "chelsea.png"), photo(t, "coffee.png"), photo(t, "dog.jpg")}
+	b.do("choose three files", chromedp.SetUploadFiles("#file-input", files))
+	b.waitJS("all three done", fmt.Sprintf(`(%s).filter(r => r.state === 'done').length === 3`, rowsJS), 2*time.Minute)
+	retried := eval[float64](b, `[...document.querySelectorAll('#queue .qrow')].reduce((n, r) => n + Number(r.dataset.retries || 0), 0)`)
+	if retried < 1 {
+		t.Errorf("no row was sent again; want the uploads over the cap retried after their 429")
+	}
+	if !strings.Contains(s.logs.String(), `"status":429`) {
+		t.Errorf("the server logged no 429; the cap did not bite, so the test proves nothing")
+	}
+	t.Logf("three files under a cap of one upload at a time: all done, %v sends repeated after a 429", retried)
+	b.checkConsole("busy back-off")
+}
+
 func TestUISignedURLRefusals(t *testing.T) {
 	s := startServe(t, t.TempDir(), "--workers", "1")
 	jpg := readPhoto(t, "dog.jpg")

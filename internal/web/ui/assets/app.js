@@ -15,8 +15,19 @@ const $ = (sel, root = document) => root.querySelector(sel);
 // ---------- API access ----------
 
 class ApiError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  // retryAfter is the Retry-After of a 429 or 503, in seconds (0 when none).
+  constructor(status, message, retryAfter = 0) { super(message); this.status = status; this.retryAfter = retryAfter; }
 }
+
+// retryAfterSeconds reads a Retry-After header given in seconds.
+function retryAfterSeconds(v) {
+  const n = parseInt(v || '', 10);
+  return Number.isFinite(n) && n > 0 ? Math.min(n, 60) : 0;
+}
+
+// MAX_BUSY_RETRIES is how often an upload told to come back later (429,
+// or 503 with Retry-After) is sent again before the row shows the error.
+const MAX_BUSY_RETRIES = 8;
 
 function apiKey() { return localStorage.getItem(KEY_STORE) || ''; }
 
@@ -59,7 +70,7 @@ async function api(path, opts = {}) {
   if (!res.ok) {
     const msg = await problemText(res);
     if (res.status === 401) askSignIn(msg);
-    throw new ApiError(res.status, msg);
+    throw new ApiError(res.status, msg, retryAfterSeconds(res.headers.get('Retry-After')));
   }
   return res;
 }
@@ -332,6 +343,7 @@ function renderQueueItem(item, prepend = false) {
   const row = item.row;
   const img = item.image;
   row.dataset.state = img ? img.status : item.state;
+  row.dataset.retries = item.retries || 0;
   if (img) row.dataset.id = img.id;
   row.classList.toggle('finished', item.state !== 'uploading');
   row.classList.toggle('failed', item.state === 'error' || (img && img.status === 'failed'));
@@ -374,7 +386,7 @@ function xhrSend(method, url, body, headers, onProgress) {
       if (xhr.status >= 200 && xhr.status < 300) {
         try { resolve(JSON.parse(xhr.responseText)); } catch { reject(new ApiError(xhr.status, 'The server sent an answer that is not JSON.')); }
       } else {
-        reject(new ApiError(xhr.status, problemFromXHR(xhr)));
+        reject(new ApiError(xhr.status, problemFromXHR(xhr), retryAfterSeconds(xhr.getResponseHeader('Retry-After'))));
       }
     });
     xhr.addEventListener('error', () => reject(new ApiError(0, 'Could not reach the server. Check the connection and try again.')));
@@ -383,7 +395,7 @@ function xhrSend(method, url, body, headers, onProgress) {
   });
 }
 
-async function send(item) {
+async function send(item, tries = 0) {
   const progress = (p) => { item.progress = p; item.info = `${Math.round(p)}% of ${bytes(item.size)}`; renderQueueItem(item); };
   try {
     let img;
@@ -411,6 +423,18 @@ async function send(item) {
       renderQueueItem(item);
       await askSignIn(err.message);
       return send(item);
+    }
+    // Busy (rate limit, upload cap, or a dependency down): wait as told and
+    // send again, a few times, instead of failing the row at once.
+    const busy = err instanceof ApiError && (err.status === 429 || (err.status === 503 && err.retryAfter > 0));
+    if (busy && tries < MAX_BUSY_RETRIES) {
+      const wait = err.retryAfter || Math.min(2 ** tries, 30);
+      item.progress = 0;
+      item.info = `the server is busy; sending again in ${wait} s…`;
+      item.retries = tries + 1;
+      renderQueueItem(item);
+      await new Promise((r) => setTimeout(r, wait * 1000));
+      return send(item, tries + 1);
     }
     item.state = 'error';
     item.info = err.message || String(err);
