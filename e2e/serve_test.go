@@ -391,3 +391,25 @@ func grepLines(b []byte, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestEventsShowProcessing: the event stream shows an image as processing
+// while a worker works on it, before it is done, without anyone polling. A
+// 12-megapixel photo with every feature keeps the worker busy long enough.
+func TestEventsShowProcessing(t *testing.T) {
+	s := startServe(t, t.TempDir(), "--workers", "1")
+	ev := watchEvents(t, s.URL+"/v1/events")
+	var v imageView
+	if resp := uploadRaw(t, s.URL, "?features=all", "image/jpeg", noiseJPEG(t, 4000, 3000, 77), &v); resp.StatusCode != 202 {
+		t.Fatalf("upload = %d; want 202", resp.StatusCode)
+	}
+	waitDone(t, s.URL, v.ID, 2*time.Minute)
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		all := ev.all()
+		p := strings.Index(all, `"status":"processing"`)
+		d := strings.Index(all, `"status":"done"`)
+		if p < 0 || d < 0 || p > d {
+			return fmt.Errorf("events so far: %.600s; want processing, then done", all)
+		}
+		return nil
+	})
+}

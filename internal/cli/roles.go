@@ -176,13 +176,21 @@ func startAPI(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, e
 	if err != nil {
 		return nil, nil, err
 	}
+	// Outcomes wake ?wait= requests and feed the event streams, as do the
+	// workers' announcements that they started on an image.
 	stopOutcomes, err := eng.q.SubscribeOutcomes(srv.NotifyOutcome)
 	if err != nil {
 		return nil, nil, err
 	}
-	ln, err := net.Listen("tcp", f.addr)
+	stopProgress, err := eng.q.SubscribeProgress(srv.NotifyProgress)
 	if err != nil {
 		stopOutcomes()
+		return nil, nil, err
+	}
+	stopEvents := func() { stopOutcomes(); stopProgress() }
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		stopEvents()
 		return nil, nil, fmt.Errorf("listen on %s: %w", f.addr, err)
 	}
 	httpSrv := &http.Server{
@@ -195,7 +203,7 @@ func startAPI(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, e
 	// Event streams never end on their own; Shutdown would wait for them.
 	httpSrv.RegisterOnShutdown(srv.CloseStreams)
 	run := func(ctx context.Context) error {
-		defer stopOutcomes()
+		defer stopEvents()
 		grp, gctx := errgroup.WithContext(ctx)
 		grp.Go(func() error {
 			serve := httpSrv.Serve

@@ -495,25 +495,54 @@ func (q *Queue) PublishOutcome(ctx context.Context, o job.Outcome) error {
 // outcomes published while nobody listens are only in the results stream.
 // Call stop to end it.
 func (q *Queue) SubscribeOutcomes(fn func(job.Outcome)) (stop func(), err error) {
+	return q.subscribe(ResultsSubject, "outcome", fn)
+}
+
+// PublishProgress announces that a worker started on image id of tenant
+// (an Outcome with status processing, no result). It is fire and forget:
+// core NATS, no stream and no acknowledgement, since the store holds the
+// status and the announcement only lets event streams show it at once.
+func (q *Queue) PublishProgress(tenant, id string) error {
+	if err := q.check(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(job.Outcome{ImageID: id, Tenant: tenant, Status: job.StatusProcessing})
+	if err != nil {
+		return fmt.Errorf("queue: publish progress: %w", err)
+	}
+	if err := q.nc.Publish(ProgressSubject+"."+id, b); err != nil {
+		return fmt.Errorf("queue: publish progress: %w", err)
+	}
+	return nil
+}
+
+// SubscribeProgress calls fn for every PublishProgress from now on, from
+// any process on the same NATS, until stop is called.
+func (q *Queue) SubscribeProgress(fn func(job.Outcome)) (stop func(), err error) {
+	return q.subscribe(ProgressSubject, "progress", fn)
+}
+
+// subscribe calls fn with each Outcome JSON published under subject.>.
+func (q *Queue) subscribe(subject, what string, fn func(job.Outcome)) (stop func(), err error) {
 	if err := q.check(); err != nil {
 		return nil, err
 	}
-	sub, err := q.nc.Subscribe(ResultsSubject+".>", func(m *nats.Msg) {
+	sub, err := q.nc.Subscribe(subject+".>", func(m *nats.Msg) {
 		var o job.Outcome
 		if err := json.Unmarshal(m.Data, &o); err != nil {
-			q.log.Warn("ignoring malformed outcome", "subject", m.Subject, "err", err)
+			q.log.Warn("ignoring malformed "+what, "subject", m.Subject, "err", err)
 			return
 		}
 		fn(o)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("queue: subscribe outcomes: %w", err)
+		return nil, fmt.Errorf("queue: subscribe %ss: %w", what, err)
 	}
 	// Make sure the server knows the subscription before returning, so
-	// that an outcome published right after is not missed.
+	// that a message published right after is not missed.
 	if err := q.nc.Flush(); err != nil {
 		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("queue: subscribe outcomes: %w", err)
+		return nil, fmt.Errorf("queue: subscribe %ss: %w", what, err)
 	}
 	return func() { _ = sub.Unsubscribe() }, nil
 }

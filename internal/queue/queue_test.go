@@ -598,6 +598,47 @@ func TestDepth(t *testing.T) {
 	})
 }
 
+// Progress announcements reach subscribers live, are stored in no stream,
+// and do not reach outcome subscribers.
+func TestProgress(t *testing.T) {
+	q, nc := openQueue(t, Config{})
+	progress := make(chan job.Outcome, 10)
+	outcomes := make(chan job.Outcome, 10)
+	stop, err := q.SubscribeProgress(func(o job.Outcome) { progress <- o })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	stopOutcomes, err := q.SubscribeOutcomes(func(o job.Outcome) { outcomes <- o })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopOutcomes()
+	id := testJob(7).ImageID
+	if err := q.PublishProgress("t1", id); err != nil {
+		t.Fatalf("PublishProgress: %v", err)
+	}
+	select {
+	case o := <-progress:
+		if o.ImageID != id || o.Tenant != "t1" || o.Status != job.StatusProcessing {
+			t.Errorf("progress = %+v; want %s of t1 processing", o, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no progress announcement arrived")
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-outcomes:
+		t.Errorf("progress reached the outcome subscribers: %+v", o)
+	default:
+	}
+	if n := streamMsgs(t, nc, ResultsStream); n != 0 {
+		t.Errorf("results stream = %d messages; want none", n)
+	}
+}
+
 func TestSubscribeOutcomes(t *testing.T) {
 	q, nc := openQueue(t, Config{})
 	ctx := context.Background()

@@ -16,6 +16,10 @@ const (
 	EventsSubject   = "glimpse.jobs.s3"
 	ResultsStream   = "GLIMPSE_RESULTS"
 	ResultsSubject  = "glimpse.results" // outcomes go to glimpse.results.<image id>
+	// ProgressSubject carries announcements that a worker started on an
+	// image (glimpse.progress.<image id>): plain NATS, no stream, so they
+	// cost no disk and a missed one only delays a status on screen.
+	ProgressSubject = "glimpse.progress"
 	DLQStream       = "GLIMPSE_DLQ"
 	DLQSubject      = "glimpse.dlq"
 	WorkersConsumer = "glimpse-workers"

@@ -237,6 +237,13 @@ func (s *Server) NotifyOutcome(o job.Outcome) {
 	s.events.publish(o.Tenant, event{id: o.ImageID})
 }
 
+// NotifyProgress tells the server that a worker started on an image
+// (queue.SubscribeProgress feeds it): the tenant's event streams announce
+// the image, now processing. Waiters are not woken: nothing is finished.
+func (s *Server) NotifyProgress(o job.Outcome) {
+	s.events.publish(o.Tenant, event{id: o.ImageID})
+}
+
 // humaConfig is huma's default configuration without the $schema link
 // transformer (it would add a "$schema" field to every response body).
 func (s *Server) humaConfig() huma.Config {

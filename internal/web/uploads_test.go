@@ -299,6 +299,13 @@ func TestEvents(t *testing.T) {
 		t.Fatalf("created event = %+v, %v; want %s queued", got, err, img.ID)
 	}
 
+	// A worker's announcement that it started shows as processing.
+	hs.store.setStatus(img.ID, job.StatusProcessing)
+	hs.srv.NotifyProgress(job.Outcome{ImageID: img.ID, Tenant: "default", Status: job.StatusProcessing})
+	if err := json.Unmarshal([]byte(nextEvent(t, ch, "image").data), &got); err != nil || got.ID != img.ID || got.Status != job.StatusProcessing {
+		t.Fatalf("progress event = %+v, %v; want %s processing", got, err, img.ID)
+	}
+
 	hs.store.setStatus(img.ID, job.StatusDone, job.Label{Label: "tabby", Score: 0.9})
 	hs.srv.NotifyOutcome(job.Outcome{ImageID: img.ID, Tenant: "default", Status: job.StatusDone})
 	if err := json.Unmarshal([]byte(nextEvent(t, ch, "image").data), &got); err != nil || got.Status != job.StatusDone ||

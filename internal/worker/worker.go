@@ -31,6 +31,9 @@ type Queue interface {
 	Fetch(ctx context.Context, max int, wait time.Duration) ([]*queue.Delivery, error)
 	Publish(ctx context.Context, j job.Job) error
 	PublishOutcome(ctx context.Context, o job.Outcome) error
+	// PublishProgress announces that a worker started on an image; it
+	// is best effort (the store holds the status).
+	PublishProgress(tenant, id string) error
 	DeadLetter(ctx context.Context, d *queue.Delivery, reason string) error
 }
 
@@ -498,6 +501,9 @@ func (p *Pool) process(ctx context.Context, log *slog.Logger, pipe Pipeline, d *
 	}
 	if !ok {
 		return nil, p.stale(ctx, log, j)
+	}
+	if err := p.deps.Queue.PublishProgress(j.Tenant, j.ImageID); err != nil {
+		log.Debug("announce processing", "err", err)
 	}
 	var b []byte
 	err = p.retry(ctx, log, "read input", func(ctx context.Context) (err error) {

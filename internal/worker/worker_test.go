@@ -169,6 +169,12 @@ func fastConfig() Config {
 func TestProcessesJob(t *testing.T) {
 	r := newRig(t, queue.Config{})
 	id := r.submit(t, testPNG(t, 1))
+	progress := make(chan job.Outcome, 4)
+	stop, err := r.q.SubscribeProgress(func(o job.Outcome) { progress <- o })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
 	p := r.pool(t, fastConfig(), classifierFunc(func(context.Context) ([]job.Label, error) { return catLabels, nil }))
 	if err := p.SetSize(2); err != nil {
 		t.Fatal(err)
@@ -192,6 +198,15 @@ func TestProcessesJob(t *testing.T) {
 	doc, err := r.blobs.Get(context.Background(), job.ResultKey(id))
 	if err != nil || !bytes.Contains(doc, []byte(`"tabby"`)) || !bytes.Contains(doc, []byte(`"filename":"x.png"`)) {
 		t.Errorf("result blob = %s, %v; want the labels and the filename", doc, err)
+	}
+	// The worker announced that it started on the image.
+	select {
+	case o := <-progress:
+		if o.ImageID != id || o.Status != job.StatusProcessing {
+			t.Errorf("progress = %+v; want %s processing", o, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the worker announced no progress")
 	}
 }
 
