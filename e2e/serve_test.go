@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -412,4 +413,37 @@ func TestEventsShowProcessing(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSignedURLSurvivesRestart: a pre-signed upload URL handed out before
+// serve restarts still works after (the signing key is kept under --data).
+func TestSignedURLSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, dir, "--workers", "1")
+	jpg := readPhoto(t, "dog.jpg")
+	var tk struct {
+		UploadURL string `json:"upload_url"`
+	}
+	req, _ := http.NewRequest("POST", s.URL+"/v1/uploads", strings.NewReader(fmt.Sprintf(`{"filename":"dog.jpg","content_type":"image/jpeg","size":%d}`, len(jpg))))
+	req.Header.Set("Content-Type", "application/json")
+	if resp := do(t, req, &tk); resp.StatusCode != 201 {
+		t.Fatalf("POST /v1/uploads = %d", resp.StatusCode)
+	}
+	s.kill()
+	s2 := startServe(t, dir, "--workers", "1")
+	// The URL names the first process's address; send it to the new one.
+	u, err := url.Parse(tk.UploadURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse(s2.URL)
+	u.Scheme, u.Host = base.Scheme, base.Host
+	put, _ := http.NewRequest("PUT", u.String(), bytes.NewReader(jpg))
+	put.Header.Set("Content-Type", "image/jpeg")
+	var p struct {
+		Detail string `json:"detail"`
+	}
+	if resp := do(t, put, &p); resp.StatusCode != 202 {
+		t.Errorf("PUT to a URL signed before the restart = %d %q; want 202", resp.StatusCode, p.Detail)
+	}
 }

@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -29,6 +32,7 @@ type engineFlags struct {
 	replicas   int
 	maxDeliver int
 	ackWait    time.Duration
+	signingKey string
 }
 
 func (e *engineFlags) register(fl *pflag.FlagSet) {
@@ -39,6 +43,75 @@ func (e *engineFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&e.replicas, "replicas", 1, "JetStream stream replicas (3 on a cluster)")
 	fl.IntVar(&e.maxDeliver, "max-deliver", 5, "attempts per job before it is dead-lettered and marked failed")
 	fl.DurationVar(&e.ackWait, "ack-wait", 30*time.Second, "how long a job may go without a worker heartbeat before it is redelivered")
+	fl.StringVar(&e.signingKey, "signing-key", "", "secret (32+ characters) that signs pre-signed upload URLs of file:// blobs; API replicas sharing those blobs need the same one (default: kept in DATA/signing.key for the default blobs, else random per process)")
+}
+
+// minSigningKey is the shortest --signing-key accepted.
+const minSigningKey = 32
+
+// signingKey returns the key that signs file:// URLs: --signing-key, else
+// for the default blobs under the data directory a key kept beside them
+// (so that URLs handed out survive a restart), else nil (a random key).
+func (e *engineFlags) signingKeyFor(dataDir string) ([]byte, error) {
+	if e.signingKey != "" {
+		if len(e.signingKey) < minSigningKey {
+			return nil, fmt.Errorf("--signing-key is %d characters; use at least %d (e.g. openssl rand -hex 32)", len(e.signingKey), minSigningKey)
+		}
+		return []byte(e.signingKey), nil
+	}
+	if e.blobURL != "" {
+		return nil, nil
+	}
+	return loadOrCreateKey(filepath.Join(dataDir, "signing.key"))
+}
+
+// loadOrCreateKey reads the hex key in path, or makes a random one there
+// (readable by this user only) when the file does not exist.
+func loadOrCreateKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(key) < minSigningKey {
+			return nil, fmt.Errorf("%s does not hold a hex key of %d bytes or more; delete it to make a new one", path, minSigningKey)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	key := make([]byte, minSigningKey)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	// Written whole to a temp file, then linked into place: a process
+	// starting at the same time sees no key or the whole key, and when
+	// another one linked its key first, both use that one.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".signing.key.*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if _, err := tmp.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		return loadOrCreateKey(path)
+	} else if err != nil {
+		return nil, err
+	}
+	return key, nil
 }
 
 // engines are the open queue, blob store and database of one process.
@@ -112,7 +185,11 @@ func openEngines(ctx context.Context, log *slog.Logger, reg prometheus.Registere
 	if blobURL == "" {
 		blobURL = "file://" + filepath.Join(e.dataDir, "blobs")
 	}
-	if e.blobs, err = blobstore.Open(ctx, blobURL); err != nil {
+	key, err := f.signingKeyFor(e.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if e.blobs, err = blobstore.OpenConfig(ctx, blobURL, blobstore.Config{SigningKey: key}); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, func() { e.blobs.Close() })
