@@ -57,6 +57,12 @@ type Config struct {
 	// BaseURL is the URL signed file:// URLs point at; DefaultBaseURL
 	// when empty. Other schemes sign with their own service.
 	BaseURL string
+	// PublicURL, for s3:// stores, is the same bucket as clients outside
+	// reach it: the same URL with the endpoint they can resolve (a server
+	// inside a compose network is http://s3:7070 to Glimpse but
+	// http://localhost:7070 to a browser). Signed URLs are made for it;
+	// everything else uses the store's URL. Empty signs for the store's URL.
+	PublicURL string
 }
 
 // Store is a bucket of blobs addressed by slash-separated keys.
@@ -70,6 +76,12 @@ type Store struct {
 	// s3 is set for s3blob buckets, whose driver binds a PUT URL's
 	// Content-Type only through BeforeSign.
 	s3 bool
+	// signing is the bucket signed URLs are made with: b, or the bucket
+	// of Config.PublicURL.
+	signing *blob.Bucket
+	// origin is the scheme://host signed URLs point at, "" when they point
+	// at Glimpse itself (file://) or cannot be made (mem://).
+	origin string
 }
 
 // Attrs describes a stored blob.
@@ -108,8 +120,40 @@ func OpenConfig(ctx context.Context, rawURL string, cfg Config) (*Store, error) 
 		return nil, fmt.Errorf("blobstore: open %s://%s: %w", u.Scheme, u.Host, err)
 	}
 	var c *s3.Client
-	return &Store{b: b, s3: b.As(&c)}, nil
+	st := &Store{b: b, s3: b.As(&c), signing: b, origin: signedOrigin(u)}
+	if cfg.PublicURL != "" {
+		pu, err := url.Parse(cfg.PublicURL)
+		if err != nil || pu.Scheme != u.Scheme || pu.Host != u.Host {
+			b.Close()
+			return nil, fmt.Errorf("%w: public url %q: want the same %s://%s bucket with another endpoint", ErrBadURL, cfg.PublicURL, u.Scheme, u.Host)
+		}
+		pub, err := blob.OpenBucket(ctx, cfg.PublicURL)
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("blobstore: open public url: %w", err)
+		}
+		st.signing, st.origin = pub, signedOrigin(pu)
+	}
+	return st, nil
 }
+
+// signedOrigin is the scheme://host the signed URLs of the bucket at u
+// point at: its endpoint parameter, or AWS's own hosts.
+func signedOrigin(u *url.URL) string {
+	if u.Scheme != "s3" {
+		return ""
+	}
+	if ep, err := url.Parse(u.Query().Get("endpoint")); err == nil && ep.Scheme != "" && ep.Host != "" {
+		return ep.Scheme + "://" + ep.Host
+	}
+	return "https://*.amazonaws.com"
+}
+
+// SignedOrigin is the scheme://host that the URLs SignURL makes point at
+// when that is not Glimpse itself: a browser page that uploads to them
+// must be allowed to connect there (Content-Security-Policy connect-src).
+// It is "" for file:// stores.
+func (s *Store) SignedOrigin() string { return s.origin }
 
 func openFile(u *url.URL, cfg Config) (*Store, error) {
 	dir := filepath.FromSlash(u.Path)
@@ -368,7 +412,11 @@ func (s *Store) SignURL(ctx context.Context, key string, o SignOptions) (string,
 	} else {
 		opts.ContentType = o.ContentType
 	}
-	u, err := s.b.SignedURL(ctx, key, opts)
+	bk := s.b
+	if s.signing != nil {
+		bk = s.signing
+	}
+	u, err := bk.SignedURL(ctx, key, opts)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.Unimplemented {
 			return "", ErrNoSigning
@@ -431,6 +479,9 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	if s.fs != nil {
 		s.fs.close()
+	}
+	if s.signing != nil && s.signing != s.b {
+		s.signing.Close()
 	}
 	if err := s.b.Close(); err != nil {
 		return fmt.Errorf("blobstore: close: %w", err)

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,5 +155,52 @@ func runVersityGW(t *testing.T, bin, addr, root string) error {
 			return errors.New("versitygw did not accept connections within 30s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPublicURL: with Config.PublicURL the store signs URLs for the
+// endpoint clients reach (here "localhost" for a server Glimpse reaches as
+// 127.0.0.1), a PUT to such a URL lands in the bucket, and SignedOrigin
+// names that endpoint for a browser's connect-src.
+func TestPublicURL(t *testing.T) {
+	ctx := context.Background()
+	inner := startVersityGW(t)
+	public := strings.Replace(inner, "http://127.0.0.1:", "http://localhost:", 1)
+	if public == inner {
+		t.Fatalf("versitygw URL %q is not on 127.0.0.1", inner)
+	}
+	s, err := OpenConfig(ctx, inner, Config{PublicURL: public})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, _ := url.Parse(public)
+	ep, _ := url.Parse(u.Query().Get("endpoint"))
+	if got := s.SignedOrigin(); got != "http://"+ep.Host {
+		t.Errorf("SignedOrigin = %q; want http://%s", got, ep.Host)
+	}
+	signed, err := s.SignURL(ctx, "uploads/pub", SignOptions{Method: http.MethodPut, Expiry: time.Minute, ContentType: "image/png"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	su, _ := url.Parse(signed)
+	if su.Host != ep.Host {
+		t.Fatalf("signed URL host %q; want the public endpoint %s", su.Host, ep.Host)
+	}
+	req, _ := http.NewRequest(http.MethodPut, signed, strings.NewReader("png bytes"))
+	req.Header.Set("Content-Type", "image/png")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT to the public signed URL = %d; want 200", resp.StatusCode)
+	}
+	if b, err := s.Get(ctx, "uploads/pub"); err != nil || string(b) != "png bytes" {
+		t.Errorf("Get = %q, %v; want the bytes PUT through the public URL", b, err)
+	}
+	if _, err := OpenConfig(ctx, inner, Config{PublicURL: strings.Replace(public, "s3://", "s3://other-", 1)}); !errors.Is(err, ErrBadURL) {
+		t.Errorf("a public URL naming another bucket: %v; want ErrBadURL", err)
 	}
 }

@@ -33,6 +33,7 @@ type engineFlags struct {
 	maxDeliver int
 	ackWait    time.Duration
 	signingKey string
+	blobPublic string
 }
 
 func (e *engineFlags) register(fl *pflag.FlagSet) {
@@ -43,6 +44,7 @@ func (e *engineFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&e.replicas, "replicas", 1, "JetStream stream replicas (3 on a cluster)")
 	fl.IntVar(&e.maxDeliver, "max-deliver", 5, "attempts per job before it is dead-lettered and marked failed")
 	fl.DurationVar(&e.ackWait, "ack-wait", 30*time.Second, "how long a job may go without a worker heartbeat before it is redelivered")
+	fl.StringVar(&e.blobPublic, "blob-public-url", "", "the --blob S3 bucket as clients outside reach it (same bucket, their endpoint, e.g. s3://glimpse?endpoint=http://localhost:7070&…): pre-signed upload URLs are made for it")
 	fl.StringVar(&e.signingKey, "signing-key", "", "secret (32+ characters) that signs pre-signed upload URLs of file:// blobs; API replicas sharing those blobs need the same one (default: kept in DATA/signing.key for the default blobs, else random per process)")
 }
 
@@ -189,7 +191,7 @@ func openEngines(ctx context.Context, log *slog.Logger, reg prometheus.Registere
 	if err != nil {
 		return nil, err
 	}
-	if e.blobs, err = blobstore.OpenConfig(ctx, blobURL, blobstore.Config{SigningKey: key}); err != nil {
+	if e.blobs, err = blobstore.OpenConfig(ctx, blobURL, blobstore.Config{SigningKey: key, PublicURL: f.blobPublic}); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, func() { e.blobs.Close() })

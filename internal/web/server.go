@@ -319,7 +319,12 @@ func (s *Server) documentThrottling() {
 
 // registerUI serves the web interface at / and its assets under /ui/.
 func (s *Server) registerUI() {
-	h := ui.Handler()
+	// A page uploading large files straight to S3 connects there.
+	var origin string
+	if o, ok := s.deps.Signer.(interface{ SignedOrigin() string }); ok {
+		origin = o.SignedOrigin()
+	}
+	h := ui.Handler(origin)
 	s.mux.Handle("GET /{$}", h)
 	s.mux.Handle("GET /ui/", h)
 }

@@ -364,7 +364,7 @@ func TestEventsAuth(t *testing.T) {
 func TestUIServing(t *testing.T) {
 	hs := newHarness(t, Config{}, nil)
 	rec := hs.do(httptest.NewRequest(http.MethodGet, "/", nil))
-	if rec.Code != 200 || rec.Header().Get("Content-Security-Policy") != ui.ContentSecurityPolicy ||
+	if rec.Code != 200 || rec.Header().Get("Content-Security-Policy") != ui.ContentSecurityPolicy() ||
 		rec.Header().Get("X-Content-Type-Options") != "nosniff" || !contains(rec.Body.String(), `src="/ui/app.js"`) {
 		t.Fatalf("/ = %d %v; want the page with its CSP", rec.Code, rec.Header())
 	}
@@ -383,3 +383,33 @@ func TestUIServing(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// s3Signer stands in for an S3 store's signer: its URLs point elsewhere.
+type s3Signer struct{ Signer }
+
+func (s3Signer) SignedOrigin() string { return "http://localhost:7070" }
+
+// With a signer whose URLs point at another origin (S3), the UI's CSP lets
+// the page connect there, and only there besides itself.
+func TestUICSPAllowsSignedOrigin(t *testing.T) {
+	blobs, err := blobstore.OpenConfig(context.Background(), "file://"+t.TempDir(), blobstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blobs.Close()
+	reg := prometheus.NewRegistry()
+	srv, err := New(Config{Limits: testLimits}, Deps{
+		Store: newFakeStore(), Blobs: newFakeBlobs(), Queue: &fakeQueue{}, Signer: s3Signer{blobs},
+		IsBlobNotFound: func(err error) bool { return errors.Is(err, errBlobNotFound) },
+		Registerer:     reg, Gatherer: reg,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self' http://localhost:7070;") {
+		t.Errorf("CSP = %q; want connect-src 'self' http://localhost:7070", csp)
+	}
+}

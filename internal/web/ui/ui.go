@@ -16,12 +16,24 @@ var assets embed.FS
 // ContentSecurityPolicy is sent with every UI response: scripts, styles and
 // connections from this origin only (no inline code), images also from
 // blob: URLs (thumbnails fetched with the API key) and data: URLs.
-const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
-	"img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; " +
-	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+// Connections may also go to the origins given: where pre-signed upload
+// URLs point when that is not Glimpse (an S3 endpoint).
+func ContentSecurityPolicy(connect ...string) string {
+	src := "'self'"
+	for _, o := range connect {
+		if o != "" {
+			src += " " + o
+		}
+	}
+	return "default-src 'none'; script-src 'self'; style-src 'self'; " +
+		"img-src 'self' blob: data:; media-src 'self' blob:; connect-src " + src + "; " +
+		"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+}
 
-// Handler serves the single page at / and its assets under /ui/.
-func Handler() http.Handler {
+// Handler serves the single page at / and its assets under /ui/; connect
+// names the origins besides this one that the page may send uploads to.
+func Handler(connect ...string) http.Handler {
+	csp := ContentSecurityPolicy(connect...)
 	sub, err := fs.Sub(assets, "assets")
 	if err != nil {
 		panic(err) // the embedded directory is always there
@@ -33,7 +45,7 @@ func Handler() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
 		h.Set("Cache-Control", "no-cache")
