@@ -356,6 +356,30 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	return ok, nil
 }
 
+// List calls fn with the key of every blob whose key starts with prefix, in
+// no particular order, and stops at fn's first error, which it returns.
+func (s *Store) List(ctx context.Context, prefix string, fn func(key string) error) error {
+	if s.fs != nil {
+		return s.fs.list(ctx, prefix, fn)
+	}
+	it := s.b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("blobstore: list %s: %w", prefix, err)
+		}
+		if obj.IsDir {
+			continue
+		}
+		if err := fn(obj.Key); err != nil {
+			return err
+		}
+	}
+}
+
 // SignOptions say what a signed URL grants.
 type SignOptions struct {
 	// Method is "GET" or "PUT"; "" means GET.

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,7 @@ func TestConformance(t *testing.T) {
 		{"reader attrs", testReader},
 		{"delete", testDelete},
 		{"bad keys", testBadKeys},
+		{"list", testList},
 		{"ping", func(t *testing.T, s *Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Errorf("Ping: %v", err)
@@ -464,5 +467,36 @@ func TestPutDigest(t *testing.T) {
 		if a, err := s.Stat(ctx, "a/computed"); err != nil || a.SHA256 != abc {
 			t.Errorf("%s: Stat after PutDigest(\"\") = %+v, %v; want sha256(abc)", url, a, err)
 		}
+	}
+}
+
+func testList(t *testing.T, s *Store) {
+	ctx := context.Background()
+	for _, k := range []string{"ls/a/1.json", "ls/a/2.json", "ls/a/sub/3.json", "ls/b/4.json", "lsx/5.json"} {
+		if err := s.Put(ctx, k, []byte(k), "application/json"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(prefix string) []string {
+		var got []string
+		if err := s.List(ctx, prefix, func(k string) error { got = append(got, k); return nil }); err != nil {
+			t.Fatalf("List(%q): %v", prefix, err)
+		}
+		sort.Strings(got)
+		return got
+	}
+	if got, want := list("ls/a/"), []string{"ls/a/1.json", "ls/a/2.json", "ls/a/sub/3.json"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("List(ls/a/) = %v; want %v", got, want)
+	}
+	if got, want := list("ls/"), []string{"ls/a/1.json", "ls/a/2.json", "ls/a/sub/3.json", "ls/b/4.json"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("List(ls/) = %v; want %v", got, want)
+	}
+	if got := list("none/"); len(got) != 0 {
+		t.Errorf("List(none/) = %v; want nothing", got)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.List(ctx, "ls/", func(string) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("List with fn failing = %v after %d calls; want fn's error after 1", err, n)
 	}
 }

@@ -1,10 +1,12 @@
 package blobstore
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -327,6 +329,43 @@ func (f *fileBlobs) delete(key string) error {
 	}
 	if err := os.Remove(path + sidecarExt); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return err
+	}
+	return nil
+}
+
+// list walks the directory that holds the keys starting with prefix and
+// calls fn with each blob's key; temp files and sidecars are not blobs.
+func (f *fileBlobs) list(ctx context.Context, prefix string, fn func(key string) error) error {
+	root := f.dir
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		root = filepath.Join(f.dir, filepath.FromSlash(prefix[:i]))
+	}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() || strings.HasPrefix(name, ".") || strings.HasSuffix(name, sidecarExt) {
+			return nil
+		}
+		rel, err := filepath.Rel(f.dir, path)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		return fn(key)
+	})
+	if err != nil {
+		return fmt.Errorf("blobstore: list %s: %w", prefix, err)
 	}
 	return nil
 }

@@ -226,6 +226,10 @@ func startAPI(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, e
 		})
 		grp.Go(func() error { return runAnalytics(gctx, log, reg, eng) })
 		grp.Go(func() error {
+			sweepUploads(gctx, log.With("component", "uploads"), srv)
+			return nil
+		})
+		grp.Go(func() error {
 			<-gctx.Done()
 			log.Info("shutting down the API: no new uploads")
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -384,4 +388,31 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Pre-signed uploads never completed are forgotten uploadGrace after their
+// URL expired, looked for every uploadSweepEvery.
+const (
+	uploadGrace      = time.Hour
+	uploadSweepEvery = 10 * time.Minute
+)
+
+// sweepUploads runs srv.SweepUploads until ctx ends.
+func sweepUploads(ctx context.Context, log *slog.Logger, srv *web.Server) {
+	t := time.NewTicker(uploadSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := srv.SweepUploads(ctx, uploadGrace)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("forgetting expired uploads failed", "err", err)
+		}
+		if n > 0 {
+			log.Info("forgot expired uploads that never completed", "count", n)
+		}
+	}
 }

@@ -299,6 +299,56 @@ func (s *Server) putUpload(ctx context.Context, in *putUploadInput) (*putUploadO
 	return &putUploadOutput{Status: http.StatusAccepted, Location: "/v1/images/" + img.ID, Body: img}, nil
 }
 
+// SweepUploads forgets the pre-signed uploads whose URL expired more than
+// grace ago without the upload completing: their records and any bytes that
+// reached the store. (A completed upload's record is removed when it
+// completes.) It returns how many it forgot. Blob stores that cannot list
+// keys are left alone.
+func (s *Server) SweepUploads(ctx context.Context, grace time.Duration) (int, error) {
+	l, ok := s.deps.Blobs.(interface {
+		List(ctx context.Context, prefix string, fn func(key string) error) error
+	})
+	if !ok {
+		return 0, nil
+	}
+	cutoff := s.now().Add(-grace)
+	var expired []uploadIntent
+	err := l.List(ctx, uploadMetaPrefix, func(key string) error {
+		b, err := s.deps.Blobs.Get(ctx, key)
+		if err != nil {
+			if s.deps.IsBlobNotFound(err) {
+				return nil // completed meanwhile
+			}
+			return err
+		}
+		var in uploadIntent
+		if err := json.Unmarshal(b, &in); err != nil || in.ID == "" || uploadMetaKey(in.ID) != key {
+			s.log.Warn("web: unreadable upload record left alone", "key", key, "err", err)
+			return nil
+		}
+		if in.ExpiresAt.Before(cutoff) {
+			expired = append(expired, in)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, in := range expired {
+		if in.Key != "" && strings.HasPrefix(in.Key, uploadKeyPrefix) {
+			if err := s.deps.Blobs.Delete(ctx, in.Key); err != nil && !s.deps.IsBlobNotFound(err) {
+				return n, err
+			}
+		}
+		if err := s.deps.Blobs.Delete(ctx, uploadMetaKey(in.ID)); err != nil && !s.deps.IsBlobNotFound(err) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // CompleteUpload finishes a pre-signed upload whose bytes the client sent
 // straight to the blob store under key (as a storage event reports it): it
 // reads them, checks them like any upload and starts processing. Keys

@@ -413,3 +413,44 @@ func TestUICSPAllowsSignedOrigin(t *testing.T) {
 		t.Errorf("CSP = %q; want connect-src 'self' http://localhost:7070", csp)
 	}
 }
+
+// Uploads whose URL expired without completing are forgotten after the
+// grace period (their record and any bytes that arrived); live and
+// completed ones are not touched.
+func TestSweepUploads(t *testing.T) {
+	hs := newSignedHarness(t, Config{})
+	ctx := context.Background()
+	png := pngBytes(t, 8, 6, 5)
+	body := `{"filename":"a.png","content_type":"image/png","size":` + itoa(len(png)) + `,"expires_in":60}`
+	stale, lapsed, done := hs.ticket(t, body), hs.ticket(t, body), hs.ticket(t, body)
+	// Bytes that reached the store for the stale upload without completing.
+	staleKey := "uploads/default/" + stale.ID
+	if err := hs.blobs.Put(ctx, staleKey, png, "image/png"); err != nil {
+		t.Fatal(err)
+	}
+	if rec := hs.put(done.UploadURL, "image/png", png); rec.Code != http.StatusAccepted {
+		t.Fatalf("completing an upload = %d %s", rec.Code, rec.Body)
+	}
+	// 62 minutes on, the three URLs (valid for a minute) are past a grace
+	// of an hour; a ticket made then is not.
+	hs.srv.now = func() time.Time { return time.Now().Add(62 * time.Minute) }
+	fresh := hs.ticket(t, body)
+	n, err := hs.srv.SweepUploads(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("forgot %d uploads; want 2 (the two expired ones never completed)", n)
+	}
+	for _, id := range []string{stale.ID, lapsed.ID} {
+		if _, err := hs.blobs.Get(ctx, uploadMetaKey(id)); !errors.Is(err, blobstore.ErrNotFound) {
+			t.Errorf("record of expired upload %s: %v; want it gone", id, err)
+		}
+	}
+	if _, err := hs.blobs.Get(ctx, staleKey); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Errorf("bytes of the expired upload: %v; want them gone", err)
+	}
+	if _, err := hs.blobs.Get(ctx, uploadMetaKey(fresh.ID)); err != nil {
+		t.Errorf("record of a live upload: %v; want it kept", err)
+	}
+}
