@@ -20,14 +20,7 @@ func runReconciler(ctx context.Context, log *slog.Logger, db *store.DB, q *queue
 	if after <= 0 {
 		return
 	}
-	t := time.NewTicker(max(after/4, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, max(after/4, time.Second), func() {
 		n, err := reconcileOnce(ctx, db, q, time.Now().Add(-after))
 		if err != nil && ctx.Err() == nil {
 			log.Warn("reconcile failed", "err", err)
@@ -35,6 +28,20 @@ func runReconciler(ctx context.Context, log *slog.Logger, db *store.DB, q *queue
 		if n > 0 {
 			log.Info("re-published stranded jobs", "count", n)
 		}
+	})
+}
+
+// every calls fn once per period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fn()
 	}
 }
 

@@ -399,14 +399,7 @@ const (
 
 // sweepUploads runs srv.SweepUploads until ctx ends.
 func sweepUploads(ctx context.Context, log *slog.Logger, srv *web.Server) {
-	t := time.NewTicker(uploadSweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, uploadSweepEvery, func() {
 		n, err := srv.SweepUploads(ctx, uploadGrace)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("forgetting expired uploads failed", "err", err)
@@ -414,5 +407,5 @@ func sweepUploads(ctx context.Context, log *slog.Logger, srv *web.Server) {
 		if n > 0 {
 			log.Info("forgot expired uploads that never completed", "count", n)
 		}
-	}
+	})
 }
