@@ -273,6 +273,9 @@ func (f *fileBlobs) attrs(r *os.File, path string) (Attrs, error) {
 	a := Attrs{Size: fi.Size(), ModTime: fi.ModTime()}
 	if ct, ok := getxattr(r, xattrContentType); ok {
 		a.ContentType = ct
+		if ct == "" {
+			a.ContentType = "application/octet-stream"
+		}
 		a.SHA256, _ = getxattr(r, xattrSHA256)
 		return a, nil
 	}
