@@ -13,9 +13,9 @@ const (
 	// EventsSubject is where a bucket's ObjectCreated notifications (S3 event
 	// JSON) go to start recognition without the API; it is inside the jobs
 	// stream, so workers take them like jobs.
-	EventsSubject   = "glimpse.jobs.s3"
-	ResultsStream   = "GLIMPSE_RESULTS"
-	ResultsSubject  = "glimpse.results" // outcomes go to glimpse.results.<image id>
+	EventsSubject  = "glimpse.jobs.s3"
+	ResultsStream  = "GLIMPSE_RESULTS"
+	ResultsSubject = "glimpse.results" // outcomes go to glimpse.results.<image id>
 	// ProgressSubject carries announcements that a worker started on an
 	// image (glimpse.progress.<image id>): plain NATS, no stream, so they
 	// cost no disk and a missed one only delays a status on screen.
