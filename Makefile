@@ -22,6 +22,8 @@ run: build
 	./$(BIN) serve --addr $(ADDR) --data $(DATA)
 
 vet:
+	@unformatted="$$(gofmt -l cmd internal e2e bench deploy)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt wants to change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet -tags '$(TAGS)' ./...
 
 # The whole suite against real parts (model, ONNX Runtime, embedded JetStream, SQLite, the machine's NATS).
