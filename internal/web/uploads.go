@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -283,11 +282,7 @@ func (s *Server) putUpload(ctx context.Context, in *putUploadInput) (*putUploadO
 	// trickles the bytes is cut off with 408, not given a connection for
 	// as long as it likes.
 	g := newBodyGuard(in.w, in.req.Body, lim)
-	var body io.Reader = http.MaxBytesReader(in.w, g, lim.MaxBytes+1)
-	if in.req.ContentLength > 0 {
-		body = sizedReader{body, in.req.ContentLength}
-	}
-	data, err := imagedata.ReadAll(body, lim)
+	data, err := readImageBody(in.w, g, in.req.ContentLength, lim)
 	g.release(err)
 	if err != nil {
 		return nil, readErr("", err)
