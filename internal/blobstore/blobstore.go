@@ -111,7 +111,8 @@ func OpenConfig(ctx context.Context, rawURL string, cfg Config) (*Store, error) 
 	case "file":
 		return openFile(u, cfg)
 	case "mem":
-		return &Store{b: memblob.OpenBucket(nil)}, nil
+		b := memblob.OpenBucket(nil)
+		return &Store{b: b, signing: b}, nil
 	case "":
 		return nil, fmt.Errorf("%w %q: no scheme (want file://, mem:// or s3://)", ErrBadURL, rawURL)
 	}
@@ -192,7 +193,7 @@ func openFile(u *url.URL, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: open %s: %w", dir, err)
 	}
-	return &Store{b: b, signer: signer, dir: dir, fs: newFileBlobs(dir)}, nil
+	return &Store{b: b, signing: b, signer: signer, dir: dir, fs: newFileBlobs(dir)}, nil
 }
 
 // CheckKey reports whether key is acceptable: not empty, not starting with
@@ -436,11 +437,7 @@ func (s *Store) SignURL(ctx context.Context, key string, o SignOptions) (string,
 	} else {
 		opts.ContentType = o.ContentType
 	}
-	bk := s.b
-	if s.signing != nil {
-		bk = s.signing
-	}
-	u, err := bk.SignedURL(ctx, key, opts)
+	u, err := s.signing.SignedURL(ctx, key, opts)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.Unimplemented {
 			return "", ErrNoSigning
@@ -504,7 +501,7 @@ func (s *Store) Close() error {
 	if s.fs != nil {
 		s.fs.close()
 	}
-	if s.signing != nil && s.signing != s.b {
+	if s.signing != s.b {
 		s.signing.Close()
 	}
 	if err := s.b.Close(); err != nil {
