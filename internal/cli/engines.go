@@ -85,18 +85,15 @@ func loadOrCreateKey(path string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	// Written whole to a temp file, then linked into place: a process
-	// starting at the same time sees no key or the whole key, and when
-	// another one linked its key first, both use that one.
+	// Written whole to a temp file (CreateTemp makes it 0600), then linked
+	// into place: a process starting at the same time sees no key or the
+	// whole key, and when another one linked its key first, both use that
+	// one.
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".signing.key.*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return nil, err
-	}
 	if _, err := tmp.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
 		tmp.Close()
 		return nil, err
