@@ -127,19 +127,7 @@ func (p *Pipeline) Run(ctx context.Context, img *Image, features []job.Feature, 
 	if n < 1 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	if n = min(n, len(todo)); n <= 1 {
-		for i, a := range todo {
-			if ctx.Err() != nil {
-				break
-			}
-			errs[i] = p.runOne(ctx, a, img, res)
-			if isPanic(errs[i]) {
-				break
-			}
-		}
-	} else {
-		p.runConcurrently(ctx, n, todo, img, res, errs)
-	}
+	p.runConcurrently(ctx, min(n, len(todo)), todo, img, res, errs)
 	for i, a := range todo {
 		switch err := errs[i]; {
 		case err == nil, err == errNotRun:
@@ -159,8 +147,9 @@ func (p *Pipeline) Run(ctx context.Context, img *Image, features []job.Feature, 
 }
 
 // runConcurrently runs todo with at most n at a time, started in order,
-// recording each one's error in errs. It starts no more after ctx ends or
-// an analyzer panics, and returns when all it started have returned.
+// recording each one's error in errs; with n = 1 each starts after the one
+// before has returned. It starts no more after ctx ends or an analyzer
+// panics, and returns when all it started have returned.
 func (p *Pipeline) runConcurrently(ctx context.Context, n int, todo []Analyzer, img *Image, res *job.Result, errs []error) {
 	sem := make(chan struct{}, n)
 	var crashed atomic.Bool
