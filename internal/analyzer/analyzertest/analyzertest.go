@@ -1,6 +1,7 @@
 // Package analyzertest holds what the analyzers' tests and benchmarks
-// share: camera-sized JPEGs made from a real photo, and one benchmark that
-// splits an analyzer's cost into its working copy and its analysis.
+// share: camera-sized JPEGs made from a real photo, one benchmark that
+// splits an analyzer's cost into its working copy and its analysis, and
+// the check that skips a test whose dependency is missing.
 package analyzertest
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"os"
 	"testing"
 
 	"github.com/glimpse-oss/glimpse/internal/analyzer"
@@ -16,6 +18,20 @@ import (
 	"github.com/glimpse-oss/glimpse/internal/job"
 	"github.com/glimpse-oss/glimpse/internal/testphotos"
 )
+
+// Need skips the test, or fails it when GLIMPSE_STRICT_TESTS=1 (as `make
+// test` sets), when err reports that what is missing (the ONNX runtime,
+// the model, a photo).
+func Need(tb testing.TB, what string, err error) {
+	tb.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("GLIMPSE_STRICT_TESTS") == "1" {
+		tb.Fatalf("%s unavailable: %v", what, err)
+	}
+	tb.Skipf("%s unavailable: %v", what, err)
+}
 
 // JPEG is kite.jpg stretched bilinearly to w×h and encoded as a quality-90
 // JPEG, a stand-in for a camera photo of that size.

@@ -12,29 +12,17 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/glimpse-oss/glimpse/internal/analyzer/analyzertest"
 	"github.com/glimpse-oss/glimpse/internal/models"
 )
-
-// need skips the test, or fails it when GLIMPSE_STRICT_TESTS=1, if err
-// reports a missing dependency.
-func need(tb testing.TB, what string, err error) {
-	tb.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("GLIMPSE_STRICT_TESTS") == "1" {
-		tb.Fatalf("%s unavailable: %v", what, err)
-	}
-	tb.Skipf("%s unavailable: %v", what, err)
-}
 
 // newTestClassifier initialises ONNX Runtime, locates the default model and
 // returns a Classifier closed at the end of the test.
 func newTestClassifier(tb testing.TB, topK int) *Classifier {
 	tb.Helper()
-	need(tb, "onnx runtime", InitRuntime(""))
+	analyzertest.Need(tb, "onnx runtime", InitRuntime(""))
 	m, err := models.Locate("")
-	need(tb, "model", err)
+	analyzertest.Need(tb, "model", err)
 	c, err := New(Config{Model: m, TopK: topK})
 	if err != nil {
 		tb.Fatalf("New: %v", err)
@@ -57,7 +45,7 @@ func photo(tb testing.TB, name string) image.Image {
 		}
 	}
 	f, err := os.Open(filepath.Join(dir, name))
-	need(tb, "test photo "+name+" (run scripts/setup.sh)", err)
+	analyzertest.Need(tb, "test photo "+name+" (run scripts/setup.sh)", err)
 	defer f.Close()
 	img, err := png.Decode(f)
 	if err != nil {
@@ -152,9 +140,9 @@ func TestClassifyErrors(t *testing.T) {
 }
 
 func TestNewChecksModel(t *testing.T) {
-	need(t, "onnx runtime", InitRuntime(""))
+	analyzertest.Need(t, "onnx runtime", InitRuntime(""))
 	m, err := models.Locate("")
-	need(t, "model", err)
+	analyzertest.Need(t, "model", err)
 	tests := []struct {
 		name   string
 		modify func(*models.Model)

@@ -3,12 +3,12 @@ package standard
 import (
 	"bytes"
 	"context"
-	"os"
 	"reflect"
 	"sync"
 	"testing"
 
 	"github.com/glimpse-oss/glimpse/internal/analyzer"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/analyzertest"
 	"github.com/glimpse-oss/glimpse/internal/analyzer/classify"
 	"github.com/glimpse-oss/glimpse/internal/imagedata"
 	"github.com/glimpse-oss/glimpse/internal/job"
@@ -32,27 +32,14 @@ func (b *memBlobs) Put(_ context.Context, key string, v []byte, _ string) error 
 	return nil
 }
 
-// need skips the test, or fails it when GLIMPSE_STRICT_TESTS=1, when err
-// reports a missing dependency.
-func need(tb testing.TB, what string, err error) {
-	tb.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("GLIMPSE_STRICT_TESTS") == "1" {
-		tb.Fatalf("%s unavailable: %v", what, err)
-	}
-	tb.Skipf("%s unavailable: %v", what, err)
-}
-
 // TestConcurrentMatchesSequential runs every feature on real photos with the
 // analyzers one after another and all at once, and checks the answers, and
 // the stored thumbnails, are the same: the analyzers share working copies,
 // and which one asks first must not change what anyone sees.
 func TestConcurrentMatchesSequential(t *testing.T) {
-	need(t, "onnx runtime", classify.InitRuntime(""))
+	analyzertest.Need(t, "onnx runtime", classify.InitRuntime(""))
 	model, err := models.Locate("")
-	need(t, "model", err)
+	analyzertest.Need(t, "model", err)
 	for _, name := range []string{"astronaut.png", "dog.jpg", "kite.jpg"} {
 		t.Run(name, func(t *testing.T) {
 			b := testphotos.Bytes(t, name)
