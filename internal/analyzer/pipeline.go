@@ -150,7 +150,24 @@ func (p *Pipeline) Run(ctx context.Context, img *Image, features []job.Feature, 
 // recording each one's error in errs; with n = 1 each starts after the one
 // before has returned. It starts no more after ctx ends or an analyzer
 // panics, and returns when all it started have returned.
+//
+// With n = 1 — which includes every job asking for one feature, such as
+// the default labels-only job — the analyzers run on the caller's
+// goroutine: a goroutine per analyzer would only move the work, and the
+// decoded pixels it reads, to another thread and core.
 func (p *Pipeline) runConcurrently(ctx context.Context, n int, todo []Analyzer, img *Image, res *job.Result, errs []error) {
+	if n == 1 {
+		for i, a := range todo {
+			if ctx.Err() != nil {
+				return
+			}
+			errs[i] = p.runOne(ctx, a, img, res)
+			if isPanic(errs[i]) {
+				return
+			}
+		}
+		return
+	}
 	sem := make(chan struct{}, n)
 	var crashed atomic.Bool
 	var wg sync.WaitGroup
