@@ -2,7 +2,11 @@
 
 package imagedata
 
-import "image"
+import (
+	"bytes"
+	"image"
+	"image/jpeg"
+)
 
 // Backend names the JPEG decoder compiled in: "libjpeg-turbo" when built
 // with the turbojpeg tag and cgo, "pure-go" otherwise.
@@ -12,4 +16,14 @@ func Backend() string { return "pure-go" }
 // DecodeOptions.MinSide).
 func decodeJPEG(b []byte, _ Header, _ int) (image.Image, error) {
 	return decodeJPEGStd(b)
+}
+
+// compressJPEG encodes m with image/jpeg (4:2:0 chroma, as libjpeg-turbo's
+// backend also writes).
+func compressJPEG(m *image.RGBA, quality int) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: quality}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

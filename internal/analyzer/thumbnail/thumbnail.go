@@ -3,15 +3,14 @@
 package thumbnail
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"image"
 	"image/draw"
-	"image/jpeg"
 
 	"github.com/glimpse-oss/glimpse/internal/analyzer"
+	"github.com/glimpse-oss/glimpse/internal/imagedata"
 	"github.com/glimpse-oss/glimpse/internal/job"
 )
 
@@ -104,16 +103,16 @@ func (a *Analyzer) Analyze(ctx context.Context, img *analyzer.Image, res *job.Re
 		return errors.New("thumbnail: image has no id")
 	}
 	small := img.Fit(a.maxSide)
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, overWhite(small), &jpeg.Options{Quality: a.quality}); err != nil {
+	b, err := imagedata.EncodeJPEG(overWhite(small), a.quality)
+	if err != nil {
 		return fmt.Errorf("thumbnail: encoding: %v", err)
 	}
 	key := Key(img.ID)
-	if err := a.blobs.Put(ctx, key, buf.Bytes(), ContentType); err != nil {
+	if err := a.blobs.Put(ctx, key, b, ContentType); err != nil {
 		return fmt.Errorf("thumbnail: storing %s: %w", key, err)
 	}
-	b := small.Bounds()
-	res.Thumbnail = &job.Thumbnail{Key: key, Width: b.Dx(), Height: b.Dy(), ContentType: ContentType}
+	r := small.Bounds()
+	res.Thumbnail = &job.Thumbnail{Key: key, Width: r.Dx(), Height: r.Dy(), ContentType: ContentType}
 	return nil
 }
 
