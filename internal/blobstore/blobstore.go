@@ -39,6 +39,8 @@ import (
 	"gocloud.dev/blob/memblob"
 	_ "gocloud.dev/blob/s3blob" // registers s3:// with blob.DefaultURLMux
 	"gocloud.dev/gcerrors"
+
+	"github.com/glimpse-oss/glimpse/internal/durable"
 )
 
 // MetadataSHA256 is the metadata key holding the hex SHA-256 of a blob's
@@ -63,6 +65,12 @@ type Config struct {
 	// http://localhost:7070 to a browser). Signed URLs are made for it;
 	// everything else uses the store's URL. Empty signs for the store's URL.
 	PublicURL string
+	// Syncers, when set, makes each Put of a file:// store durable through
+	// the group-committed flushes of its file system's durable.Syncer
+	// (shared with the other engines on that disk) instead of an fsync of
+	// the file and one of its directory. Where syncfs cannot be relied on
+	// (durable.ErrUnsupported) the store fsyncs as it does without it.
+	Syncers *durable.Set
 }
 
 // Store is a bucket of blobs addressed by slash-separated keys.
@@ -193,7 +201,17 @@ func openFile(u *url.URL, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: open %s: %w", dir, err)
 	}
-	return &Store{b: b, signing: b, signer: signer, dir: dir, fs: newFileBlobs(dir)}, nil
+	fs := newFileBlobs(dir)
+	if cfg.Syncers != nil {
+		switch sy, err := cfg.Syncers.For(dir); {
+		case err == nil:
+			fs.syncer = sy
+		case !errors.Is(err, durable.ErrUnsupported):
+			b.Close()
+			return nil, fmt.Errorf("blobstore: %w", err)
+		}
+	}
+	return &Store{b: b, signing: b, signer: signer, dir: dir, fs: fs}, nil
 }
 
 // CheckKey reports whether key is acceptable: not empty, not starting with
@@ -240,7 +258,7 @@ func (s *Store) PutDigest(ctx context.Context, key string, b []byte, contentType
 		digest = hex.EncodeToString(sum[:])
 	}
 	if s.fs != nil {
-		if err := s.fs.put(key, b, contentType, digest); err != nil {
+		if err := s.fs.put(ctx, key, b, contentType, digest); err != nil {
 			return s.wrap("put", key, err)
 		}
 		return nil

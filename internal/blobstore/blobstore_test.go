@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,8 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
+
+	"github.com/glimpse-oss/glimpse/internal/durable"
 )
 
 // backends opens one store per backend: file:// (its signed URLs served by
@@ -34,6 +37,10 @@ var backends = []struct {
 		s := openFileBackend(t)
 		s.fs.xattrs.Store(0)
 		return s
+	}},
+	{"file-syncfs", func(t *testing.T) *Store {
+		// Puts made durable by group-committed syncfs (as serve runs).
+		return openFileBackendConfig(t, Config{Syncers: newSyncers(t)})
 	}},
 	{"mem", func(t *testing.T) *Store {
 		s, err := Open(context.Background(), "mem://")
@@ -56,16 +63,52 @@ var backends = []struct {
 
 // openFileBackend opens a file:// store whose signed URLs a test server
 // serves.
-func openFileBackend(t *testing.T) *Store {
+func openFileBackend(t *testing.T) *Store { return openFileBackendConfig(t, Config{}) }
+
+// openFileBackendConfig is openFileBackend with cfg (its BaseURL is the
+// test server's).
+func openFileBackendConfig(t *testing.T, cfg Config) *Store {
 	var s *Store
 	srv := httptest.NewServer(signedHandler(&s))
 	t.Cleanup(srv.Close)
-	s, err := OpenConfig(context.Background(), "file://"+filepath.ToSlash(filepath.Join(t.TempDir(), "blobs")), Config{BaseURL: srv.URL + "/blobs"})
+	cfg.BaseURL = srv.URL + "/blobs"
+	s, err := OpenConfig(context.Background(), "file://"+filepath.ToSlash(filepath.Join(t.TempDir(), "blobs")), cfg)
 	if err != nil {
 		t.Fatalf("OpenConfig(file): %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	if cfg.Syncers != nil && s.fs.syncer == nil {
+		t.Fatalf("the file store fell back to fsync: syncfs is unsupported under %s", s.dir)
+	}
 	return s
+}
+
+// newSyncers returns a durable.Set closed with the test.
+func newSyncers(t *testing.T) *durable.Set {
+	set := durable.NewSet()
+	t.Cleanup(func() { set.Close() })
+	return set
+}
+
+// TestPutSyncsThroughTheSyncer checks that a file store given Syncers makes
+// its Puts durable with the shared flushes, one per Put when they come one
+// at a time.
+func TestPutSyncsThroughTheSyncer(t *testing.T) {
+	set := newSyncers(t)
+	s := openFileBackendConfig(t, Config{Syncers: set})
+	ctx := context.Background()
+	for i := range 3 {
+		if err := s.Put(ctx, fmt.Sprintf("inputs/acme/img_%d", i), []byte("bytes"), "image/jpeg"); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	sy, err := set.For(s.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rounds, callers := sy.Stats(); rounds != 3 || callers != 3 {
+		t.Errorf("Stats() = %d rounds, %d callers; want 3, 3", rounds, callers)
+	}
 }
 
 // signedHandler serves signed file:// URLs the way the web server does:

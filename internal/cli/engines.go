@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/glimpse-oss/glimpse/internal/blobstore"
+	"github.com/glimpse-oss/glimpse/internal/durable"
 	"github.com/glimpse-oss/glimpse/internal/natsembed"
 	"github.com/glimpse-oss/glimpse/internal/queue"
 	"github.com/glimpse-oss/glimpse/internal/store"
@@ -119,6 +120,10 @@ type engines struct {
 	blobs   *blobstore.Store
 	db      *store.DB
 	dataDir string
+	// syncers group the flushes of the engines that keep files on local
+	// disks (the embedded queue, file blobs, SQLite): one syncfs per file
+	// system makes the writes of many uploads and jobs durable at once.
+	syncers *durable.Set
 	// where says in words what each engine is, for the start-up banner.
 	where   map[string]string
 	closers []func()
@@ -133,12 +138,17 @@ func (e *engines) close() {
 
 // openEngines connects to (or starts) the queue, blob store and database.
 func openEngines(ctx context.Context, log *slog.Logger, reg prometheus.Registerer, f engineFlags) (_ *engines, err error) {
-	e := &engines{where: map[string]string{}}
+	e := &engines{where: map[string]string{}, syncers: durable.NewSet()}
 	defer func() {
 		if err != nil {
 			e.close()
 		}
 	}()
+	// Closed last, after every engine that syncs through it.
+	e.closers = append(e.closers, func() { e.syncers.Close() })
+	if err := registerSyncMetrics(reg, e.syncers); err != nil {
+		return nil, err
+	}
 	if e.dataDir, err = filepath.Abs(f.data); err != nil {
 		return nil, err
 	}
@@ -149,9 +159,27 @@ func openEngines(ctx context.Context, log *slog.Logger, reg prometheus.Registere
 		}
 	}
 
-	var nc *nats.Conn
+	var (
+		nc    *nats.Conn
+		qsync queue.Syncer
+	)
 	if f.queueURL == "" {
-		ns, err := natsembed.Start(natsembed.Config{Dir: filepath.Join(e.dataDir, "nats"), SyncAlways: true, Logger: log})
+		dir := filepath.Join(e.dataDir, "nats")
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("queue directory: %w", err)
+		}
+		// The server fsyncs each write itself only where syncfs cannot
+		// stand in for it.
+		sy, err := e.syncers.For(dir)
+		switch {
+		case err == nil:
+			qsync = sy
+		case !errors.Is(err, durable.ErrUnsupported):
+			return nil, err
+		default:
+			log.Info("the file system cannot group flushes; the embedded queue fsyncs each write", "reason", err)
+		}
+		ns, err := natsembed.Start(natsembed.Config{Dir: dir, SyncAlways: qsync == nil, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -175,7 +203,7 @@ func openEngines(ctx context.Context, log *slog.Logger, reg prometheus.Registere
 	e.closers = append(e.closers, nc.Close)
 	if e.q, err = queue.Open(ctx, nc, queue.Config{
 		Replicas: f.replicas, MaxDeliver: f.maxDeliver, AckWait: f.ackWait,
-		Logger: log.With("component", "queue"), Registerer: reg,
+		Logger: log.With("component", "queue"), Registerer: reg, Syncer: qsync,
 	}); err != nil {
 		return nil, err
 	}
@@ -188,7 +216,7 @@ func openEngines(ctx context.Context, log *slog.Logger, reg prometheus.Registere
 	if err != nil {
 		return nil, err
 	}
-	if e.blobs, err = blobstore.OpenConfig(ctx, blobURL, blobstore.Config{SigningKey: key, PublicURL: f.blobPublic}); err != nil {
+	if e.blobs, err = blobstore.OpenConfig(ctx, blobURL, blobstore.Config{SigningKey: key, PublicURL: f.blobPublic, Syncers: e.syncers}); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, func() { e.blobs.Close() })
@@ -198,12 +226,45 @@ func openEngines(ctx context.Context, log *slog.Logger, reg prometheus.Registere
 	if dbURL == "" {
 		dbURL = "sqlite://" + filepath.Join(e.dataDir, "glimpse.db")
 	}
-	if e.db, err = store.Open(ctx, dbURL); err != nil {
+	if e.db, err = store.OpenConfig(ctx, dbURL, store.Config{Syncers: e.syncers}); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, func() { e.db.Close() })
 	e.where["store"] = redact(dbURL)
 	return e, nil
+}
+
+// registerSyncMetrics exports how many flushes the engines' syncers made and
+// how many durable writes they served; the second over the first is how
+// many writes one flush carries.
+func registerSyncMetrics(reg prometheus.Registerer, set *durable.Set) error {
+	if reg == nil {
+		return nil
+	}
+	sum := func(pick func(rounds, callers uint64) uint64) func() float64 {
+		return func() float64 {
+			var n uint64
+			for _, s := range set.Syncers() {
+				n += pick(s.Stats())
+			}
+			return float64(n)
+		}
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "glimpse_durable_flushes_total",
+			Help: "syncfs calls that made the local engines' writes durable (each serves every write waiting).",
+		}, sum(func(r, _ uint64) uint64 { return r })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "glimpse_durable_writes_total",
+			Help: "Durable writes of the local engines (blob puts, database commits, queue publishes) served by those flushes.",
+		}, sum(func(_, c uint64) uint64 { return c })),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // redact hides a password in a URL for logs and banners.

@@ -32,9 +32,11 @@ type Config struct {
 	// port, which ClientURL reports.
 	Listen string
 	// SyncAlways makes JetStream fsync every write before it acknowledges a
-	// publish (sync_interval: always). `glimpse serve` sets it so that a
-	// 2xx on upload survives an OS crash; without it the server syncs every
-	// two minutes.
+	// publish (sync_interval: always). Without it the server writes each
+	// message to the operating system before acknowledging it and syncs
+	// every two minutes: `glimpse serve` then makes each publish durable
+	// with a syncfs of the file system (queue.Config.Syncer), and sets
+	// SyncAlways only where syncfs cannot be relied on.
 	SyncAlways bool
 	// StartTimeout bounds the wait for the server to become ready;
 	// DefaultStartTimeout when zero.

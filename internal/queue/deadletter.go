@@ -171,7 +171,11 @@ func (q *Queue) publishDLQ(ctx context.Context, data []byte, h nats.Header, imag
 	msg.Header.Set(HeaderDeliveries, strconv.Itoa(deliveries))
 	msg.Header.Set(HeaderStreamSeq, strconv.FormatUint(seq, 10))
 	id := "dlq." + strconv.FormatUint(seq, 10) + "." + imageID
-	if _, err := q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(DLQStream)); err != nil {
+	_, err := q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(DLQStream))
+	if err == nil {
+		err = q.sync(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("queue: dead letter job %s: %w", imageID, err)
 	}
 	return nil

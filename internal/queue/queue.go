@@ -72,6 +72,18 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the queue's metrics; none are registered when nil.
 	Registerer prometheus.Registerer
+	// Syncer, for streams kept by an embedded server that does not fsync
+	// its writes (natsembed without SyncAlways), makes each stored publish
+	// durable before Publish returns: the server has written the message
+	// to the operating system when it acknowledges it, and Syncer flushes
+	// the file system (*durable.Syncer, group-committed with the other
+	// engines on the disk). Nil for a server that syncs its own writes.
+	Syncer Syncer
+}
+
+// Syncer makes everything written to a file system before a call durable.
+type Syncer interface {
+	Sync(ctx context.Context) error
 }
 
 func (c Config) withDefaults() Config {
@@ -186,7 +198,19 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: consumer %s: %w", WorkersConsumer, err)
 	}
+	if err := q.sync(ctx); err != nil {
+		return nil, fmt.Errorf("queue: streams: %w", err)
+	}
 	return q, nil
+}
+
+// sync makes the messages the server stored so far durable, when a Syncer
+// stands in for the server's own fsyncs.
+func (q *Queue) sync(ctx context.Context) error {
+	if q.cfg.Syncer == nil {
+		return nil
+	}
+	return q.cfg.Syncer.Sync(ctx)
 }
 
 // streamConfigs lists the streams Open ensures.
@@ -303,6 +327,10 @@ func (q *Queue) publishJob(ctx context.Context, j job.Job, msgID, kind string) e
 		case <-time.After(time.Duration(try) * 20 * time.Millisecond):
 		}
 		ack, err = q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JobsStream))
+	}
+	if err == nil {
+		// A duplicate's first publish may not have been flushed yet either.
+		err = q.sync(ctx)
 	}
 	if err != nil {
 		q.m.publishErrors.WithLabelValues(kind).Inc()
@@ -482,7 +510,11 @@ func (q *Queue) PublishOutcome(ctx context.Context, o job.Outcome) error {
 		return fmt.Errorf("queue: encode outcome %s: %w", o.ImageID, err)
 	}
 	id := o.ImageID + "." + string(o.Status) + "." + strconv.FormatInt(o.FinishedAt.UnixNano(), 10)
-	if _, err := q.js.Publish(ctx, ResultsSubject+"."+o.ImageID, b, jetstream.WithMsgID(id)); err != nil {
+	_, err = q.js.Publish(ctx, ResultsSubject+"."+o.ImageID, b, jetstream.WithMsgID(id))
+	if err == nil {
+		err = q.sync(ctx)
+	}
+	if err != nil {
 		q.m.publishErrors.WithLabelValues("outcome").Inc()
 		return fmt.Errorf("queue: publish outcome %s: %w", o.ImageID, err)
 	}

@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -911,5 +913,52 @@ func TestHas(t *testing.T) {
 	}
 	if has, err := q.Has(ctx, j.ImageID); err != nil || has {
 		t.Errorf("Has after ack = %v, %v; want false", has, err)
+	}
+}
+
+// countingSyncer counts Sync calls and can fail them.
+type countingSyncer struct {
+	n   atomic.Int64
+	err error
+}
+
+func (c *countingSyncer) Sync(context.Context) error {
+	c.n.Add(1)
+	return c.err
+}
+
+// TestSyncerMakesPublishesDurable checks that with a Syncer (an embedded
+// server that does not fsync itself) every stored publish is flushed
+// before it returns — a new job, a duplicate, an outcome, a dead letter —
+// and that a failed flush fails the publish.
+func TestSyncerMakesPublishesDurable(t *testing.T) {
+	sy := &countingSyncer{}
+	q, _ := openQueue(t, Config{Syncer: sy, MaxDeliver: 1, AckWait: 500 * time.Millisecond})
+	ctx := context.Background()
+	if sy.n.Load() != 1 {
+		t.Errorf("Open flushed %d times; want 1 (the streams)", sy.n.Load())
+	}
+	step := func(what string, fn func() error) {
+		t.Helper()
+		before := sy.n.Load()
+		if err := fn(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := sy.n.Load() - before; got != 1 {
+			t.Errorf("%s flushed %d times; want 1", what, got)
+		}
+	}
+	j := testJob(1)
+	step("Publish", func() error { return q.Publish(ctx, j) })
+	step("Publish (duplicate)", func() error { return q.Publish(ctx, j) })
+	step("PublishOutcome", func() error {
+		return q.PublishOutcome(ctx, job.Outcome{ImageID: j.ImageID, Tenant: j.Tenant, Status: job.StatusDone})
+	})
+	d := fetchOne(t, q)
+	step("DeadLetter", func() error { return q.DeadLetter(ctx, d, "test") })
+
+	sy.err = errors.New("disk on fire")
+	if err := q.Publish(ctx, testJob(2)); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Errorf("Publish with a failing flush = %v; want its error", err)
 	}
 }

@@ -266,6 +266,9 @@ func decodeCursor(c string) (time.Time, string, error) {
 // ErrNotFound when there is no such image.
 func (db *DB) DeleteImage(ctx context.Context, tenant, id string) error {
 	res, err := db.w.ExecContext(ctx, db.d.q(`DELETE FROM images WHERE id = ? AND tenant = ?`), id, tenant)
+	if err == nil {
+		err = db.sync(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("store: delete image %s: %w", id, err)
 	}

@@ -69,6 +69,9 @@ func (db *DB) CreateKey(ctx context.Context, tenant, name string) (secret string
 	}
 	_, err = db.w.ExecContext(ctx, db.d.q(`INSERT INTO api_keys (id, tenant, name, hash, created_at)
 		VALUES (?, ?, ?, ?, ?)`), k.ID, k.Tenant, k.Name, hashSecret(secret), db.d.t(k.CreatedAt))
+	if err == nil {
+		err = db.sync(ctx)
+	}
 	if err != nil {
 		return "", Key{}, fmt.Errorf("store: create key: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/glimpse-oss/glimpse/internal/durable"
 	"github.com/glimpse-oss/glimpse/internal/job"
 )
 
@@ -30,6 +31,64 @@ func openTestSQLite(t *testing.T) *DB {
 
 func TestSQLite(t *testing.T) {
 	runStoreSuite(t, openTestSQLite)
+}
+
+// TestSQLiteSyncfs runs the suite on a file database whose writes are made
+// durable by group-committed syncfs, as serve opens it, and checks that
+// the durable writes flush and the lazy one does not.
+func TestSQLiteSyncfs(t *testing.T) {
+	open := func(t *testing.T) (*DB, *durable.Syncer) {
+		t.Helper()
+		set := durable.NewSet()
+		t.Cleanup(func() { set.Close() })
+		dir := t.TempDir()
+		db, err := OpenConfig(context.Background(), "sqlite://"+filepath.Join(dir, "glimpse.db"), Config{Syncers: set})
+		if err != nil {
+			t.Fatalf("OpenConfig() error = %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if db.syncer == nil {
+			t.Fatalf("the database fell back to synchronous=FULL: syncfs is unsupported under %s", dir)
+		}
+		sy, err := set.For(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, sy
+	}
+	runStoreSuite(t, func(t *testing.T) *DB { db, _ := open(t); return db })
+
+	db, sy := open(t)
+	ctx := context.Background()
+	var mode int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil || mode != 1 {
+		t.Errorf("synchronous = %d, %v; want 1 (NORMAL)", mode, err)
+	}
+	flushes := func() uint64 { r, _ := sy.Stats(); return r }
+	before := flushes()
+	img := testImage("acme", 1)
+	if _, _, err := db.CreateImage(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	if got := flushes(); got != before+1 {
+		t.Errorf("CreateImage flushed %d times; want 1", got-before)
+	}
+	before = flushes()
+	if _, err := db.MarkProcessing(ctx, img.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := flushes(); got != before {
+		t.Errorf("MarkProcessing (lazy) flushed %d times; want 0", got-before)
+	}
+	if _, err := db.SaveResult(ctx, img.ID, 1, &job.Result{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteImage(ctx, "acme", img.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := flushes(); got != before+2 {
+		t.Errorf("SaveResult and DeleteImage flushed %d times; want 2", got-before)
+	}
 }
 
 func TestSQLiteMemory(t *testing.T) {

@@ -13,7 +13,11 @@
 //
 // SQLite runs in WAL mode with synchronous=FULL: a write that returned nil
 // survives power loss — except MarkProcessing, whose commit does not wait
-// for the disk because the job's next delivery redoes it (see writeLazy). All writes go through one connection (a *sql.DB with
+// for the disk because the job's next delivery redoes it (see writeLazy).
+// Opened with Config.Syncers, it runs synchronous=NORMAL instead and makes
+// each write durable before it returns with a group-committed syncfs of the
+// file system (see internal/durable), shared with concurrent writes and the
+// other engines on the disk: the same promise for fewer flushes. All writes go through one connection (a *sql.DB with
 // MaxOpenConns(1)) and begin IMMEDIATE transactions, so concurrent writers in
 // one process queue in Go instead of failing with SQLITE_BUSY; reads use a
 // separate pool and never wait for writers.
@@ -42,6 +46,8 @@ import (
 
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/glimpse-oss/glimpse/internal/durable"
 )
 
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -150,12 +156,27 @@ type DB struct {
 	// lazySQLite says writeLazy switches SQLite's synchronous mode to
 	// NORMAL around its transaction (file databases opened with FULL).
 	lazySQLite bool
+	// syncer, for a SQLite file running synchronous=NORMAL, makes each
+	// durable write durable (see Config.Syncers).
+	syncer *durable.Syncer
+}
+
+// Config tunes OpenConfig.
+type Config struct {
+	// Syncers, when set, makes the writes of a SQLite file database durable
+	// through the group-committed flushes of its file system's
+	// durable.Syncer (shared with the other engines on that disk) instead
+	// of a fsync of the log by each commit. Where syncfs cannot be relied
+	// on (durable.ErrUnsupported) the database runs synchronous=FULL as
+	// without it. PostgreSQL ignores it: the server keeps its own log.
+	Syncers *durable.Set
 }
 
 // sqliteConfig tunes openSQLite. Open uses the defaults; benchmarks compare
 // synchronous modes.
 type sqliteConfig struct {
 	synchronous string // FULL unless set
+	syncers     *durable.Set
 }
 
 // Open opens (creating if needed) and migrates the store named by dsn:
@@ -166,6 +187,11 @@ type sqliteConfig struct {
 // is set on each connection, so "&search_path=glimpse" keeps the store in
 // schema glimpse, created when missing.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	return OpenConfig(ctx, dsn, Config{})
+}
+
+// OpenConfig is Open with cfg.
+func OpenConfig(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	kind, path, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
@@ -173,7 +199,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if kind == "postgres" {
 		return openPostgres(ctx, dsn)
 	}
-	return openSQLite(ctx, path, sqliteConfig{})
+	return openSQLite(ctx, path, sqliteConfig{syncers: cfg.Syncers})
 }
 
 // parseDSN returns the engine a dsn names and, for SQLite, the file path.
@@ -212,10 +238,23 @@ func openSQLite(ctx context.Context, path string, cfg sqliteConfig) (*DB, error)
 		cfg.synchronous = "FULL"
 	}
 	mem := path == ":memory:"
+	var syncer *durable.Syncer
 	if !mem {
-		if dir := filepath.Dir(path); dir != "." {
+		dir := filepath.Dir(path)
+		if dir != "." {
 			if err := os.MkdirAll(dir, 0o750); err != nil {
 				return nil, fmt.Errorf("store: create directory: %w", err)
+			}
+		}
+		if cfg.syncers != nil && strings.EqualFold(cfg.synchronous, "FULL") {
+			switch sy, err := cfg.syncers.For(dir); {
+			case err == nil:
+				// NORMAL writes the log at each commit without syncing it
+				// (and still syncs it around checkpoints); the syncer's
+				// flush after the commit makes the commit durable.
+				syncer, cfg.synchronous = sy, "NORMAL"
+			case !errors.Is(err, durable.ErrUnsupported):
+				return nil, fmt.Errorf("store: %w", err)
 			}
 		}
 	}
@@ -247,12 +286,17 @@ func openSQLite(ctx context.Context, path string, cfg sqliteConfig) (*DB, error)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	db := &DB{d: sqliteDialect, w: w, r: w, now: time.Now, lazySQLite: !mem && strings.EqualFold(cfg.synchronous, "FULL")}
+	db := &DB{d: sqliteDialect, w: w, r: w, now: time.Now, syncer: syncer,
+		lazySQLite: !mem && strings.EqualFold(cfg.synchronous, "FULL")}
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := db.sync(ctx); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -333,7 +377,19 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	return commitOrRollback(tx, fn)
+	if err := commitOrRollback(tx, fn); err != nil {
+		return err
+	}
+	return db.sync(ctx)
+}
+
+// sync makes the commits made so far durable when a syncer stands in for
+// SQLite's own fsyncs; otherwise they already are.
+func (db *DB) sync(ctx context.Context) error {
+	if db.syncer == nil {
+		return nil
+	}
+	return db.syncer.Sync(ctx)
 }
 
 // commitOrRollback runs fn in tx, committing when fn returns nil and rolling
@@ -358,6 +414,13 @@ func commitOrRollback(tx *sql.Tx, fn func(tx *sql.Tx) error) error {
 // one. PostgreSQL runs it with synchronous_commit off.
 func (db *DB) writeLazy(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	switch {
+	case db.syncer != nil:
+		// Already NORMAL: commit without the syncer's flush.
+		tx, err := db.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		return commitOrRollback(tx, fn)
 	case db.d.name == "postgres":
 		return db.write(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
