@@ -203,12 +203,13 @@ func openFile(u *url.URL, cfg Config) (*Store, error) {
 	}
 	fs := newFileBlobs(dir)
 	if cfg.Syncers != nil {
-		switch sy, err := cfg.Syncers.For(dir); {
-		case err == nil:
-			fs.syncer = sy
-		case !errors.Is(err, durable.ErrUnsupported):
+		sy, err := cfg.Syncers.Find(dir)
+		if err != nil {
 			b.Close()
 			return nil, fmt.Errorf("blobstore: %w", err)
+		}
+		if sy != nil {
+			fs.syncer = sy
 		}
 	}
 	return &Store{b: b, signing: b, signer: signer, dir: dir, fs: fs}, nil

@@ -170,14 +170,14 @@ func openEngines(ctx context.Context, log *slog.Logger, reg prometheus.Registere
 		}
 		// The server fsyncs each write itself only where syncfs cannot
 		// stand in for it.
-		sy, err := e.syncers.For(dir)
-		switch {
-		case err == nil:
-			qsync = sy
-		case !errors.Is(err, durable.ErrUnsupported):
+		sy, err := e.syncers.Find(dir)
+		if err != nil {
 			return nil, err
-		default:
-			log.Info("the file system cannot group flushes; the embedded queue fsyncs each write", "reason", err)
+		}
+		if sy != nil {
+			qsync = sy
+		} else {
+			log.Info("syncfs cannot be relied on here; the embedded queue fsyncs each write", "dir", dir)
 		}
 		ns, err := natsembed.Start(natsembed.Config{Dir: dir, SyncAlways: qsync == nil, Logger: log})
 		if err != nil {

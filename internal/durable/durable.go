@@ -165,6 +165,16 @@ func (st *Set) For(dir string) (*Syncer, error) {
 	return s, nil
 }
 
+// Find is For, except that where syncfs cannot be relied on it returns nil
+// and no error: the caller then fsyncs its own files.
+func (st *Set) Find(dir string) (*Syncer, error) {
+	s, err := st.For(dir)
+	if errors.Is(err, ErrUnsupported) {
+		return nil, nil
+	}
+	return s, err
+}
+
 // Syncers returns the Syncers handed out so far.
 func (st *Set) Syncers() []*Syncer {
 	st.mu.Lock()

@@ -191,6 +191,16 @@ func TestRealSyncfs(t *testing.T) {
 	if _, err := set.For(filepath.Join(dir, "missing")); err == nil {
 		t.Error("For(a missing directory) = nil error")
 	}
+	if c, err := set.Find(dir); c != a || err != nil {
+		t.Errorf("Find(%s) = %p, %v; want For's Syncer %p", dir, c, err, a)
+	}
+	// procfs holds nothing to flush and is no file system syncfs serves.
+	if _, err := set.For("/proc"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("For(/proc) = %v; want ErrUnsupported", err)
+	}
+	if c, err := set.Find("/proc"); c != nil || err != nil {
+		t.Errorf("Find(/proc) = %v, %v; want nil, nil", c, err)
+	}
 }
 
 func TestKernelRelease(t *testing.T) {

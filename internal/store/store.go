@@ -17,7 +17,9 @@
 // Opened with Config.Syncers, it runs synchronous=NORMAL instead and makes
 // each write durable before it returns with a group-committed syncfs of the
 // file system (see internal/durable), shared with concurrent writes and the
-// other engines on the disk: the same promise for fewer flushes. All writes go through one connection (a *sql.DB with
+// other engines on the disk: the same promise for fewer flushes.
+//
+// All writes go through one connection (a *sql.DB with
 // MaxOpenConns(1)) and begin IMMEDIATE transactions, so concurrent writers in
 // one process queue in Go instead of failing with SQLITE_BUSY; reads use a
 // separate pool and never wait for writers.
@@ -247,14 +249,15 @@ func openSQLite(ctx context.Context, path string, cfg sqliteConfig) (*DB, error)
 			}
 		}
 		if cfg.syncers != nil && strings.EqualFold(cfg.synchronous, "FULL") {
-			switch sy, err := cfg.syncers.For(dir); {
-			case err == nil:
+			var err error
+			if syncer, err = cfg.syncers.Find(dir); err != nil {
+				return nil, fmt.Errorf("store: %w", err)
+			}
+			if syncer != nil {
 				// NORMAL writes the log at each commit without syncing it
 				// (and still syncs it around checkpoints); the syncer's
 				// flush after the commit makes the commit durable.
-				syncer, cfg.synchronous = sy, "NORMAL"
-			case !errors.Is(err, durable.ErrUnsupported):
-				return nil, fmt.Errorf("store: %w", err)
+				cfg.synchronous = "NORMAL"
 			}
 		}
 	}
