@@ -3,6 +3,7 @@
 // and noisy: absolute times drift, ratios hold.
 //
 //	(a) the in-process limit: decode + preprocess + inference on all cores, no queue, no HTTP
+//	    (measured just before and just after (b), and averaged)
 //	(b) `glimpse serve` end-to-end async throughput over HTTP (upload all, wait for all results)
 //	(c) their ratio b/a — what the service keeps of the machine's raw capacity
 //	(d) 100 concurrent synchronous requests (?wait=): average and max latency
@@ -110,7 +111,11 @@ func run(bin, src, mode string, n1, n12, syncN, rounds int) error {
 		if c.name == "12 MP" {
 			n = n12
 		}
-		inproc, inprocCPU, err := inProcess(model, c.images[:n], runtime.NumCPU())
+		// The reference is measured before and after serve and averaged:
+		// this machine's speed drifts by several percent within minutes,
+		// and a reference taken only before would carry that drift into
+		// the ratio.
+		before, cpuBefore, err := inProcess(model, c.images[:n], runtime.NumCPU())
 		if err != nil {
 			return err
 		}
@@ -118,6 +123,12 @@ func run(bin, src, mode string, n1, n12, syncN, rounds int) error {
 		if err != nil {
 			return err
 		}
+		after, cpuAfter, err := inProcess(model, c.images[:n], runtime.NumCPU())
+		if err != nil {
+			return err
+		}
+		inproc, inprocCPU := (before+after)/2, (cpuBefore+cpuAfter)/2
+		fmt.Printf("%s: in-process reference %.1f img/s before serve, %.1f after\n", c.name, before, after)
 		avg, p50, mx, err := serveSync(bin, c.images[:syncN])
 		if err != nil {
 			return err
