@@ -59,10 +59,15 @@ type round struct {
 	err  error
 }
 
+// Supported returns nil when syncfs can be relied on for dir's file system,
+// else an error wrapping ErrUnsupported that says why: another operating
+// system, a kernel older than 5.8 (whose syncfs reports no write-back
+// errors), or a network or unknown file system.
+func Supported(dir string) error { return supported(dir) }
+
 // Open returns a Syncer for the file system that holds dir, or an error
-// wrapping ErrUnsupported when syncfs cannot be relied on there (another
-// operating system, a kernel older than 5.8, which does not report
-// write-back errors from syncfs, or a network or unknown file system).
+// wrapping ErrUnsupported when syncfs cannot be relied on there (see
+// Supported).
 func Open(dir string) (*Syncer, error) {
 	if err := supported(dir); err != nil {
 		return nil, err
