@@ -34,23 +34,31 @@ func decodeJPEG(b []byte, h Header, minSide int) (image.Image, error) {
 	return decodeJPEGStd(b)
 }
 
-// tjDecoder owns one decompression handle. The cleanup frees the handle when
-// the sync.Pool drops the decoder, so pooled handles cannot leak.
-type tjDecoder struct {
+// tjHandle owns one libjpeg-turbo handle. The cleanup frees the handle when
+// its sync.Pool drops it, so pooled handles cannot leak.
+type tjHandle struct {
 	h C.tjhandle
 }
 
-var tjPool = sync.Pool{
-	New: func() any {
-		h := C.tjInitDecompress()
-		if h == nil {
-			return nil
-		}
-		d := &tjDecoder{h: h}
-		runtime.AddCleanup(d, func(h C.tjhandle) { C.tjDestroy(h) }, h)
-		return d
-	},
+// tjHandles is a pool of handles made by init (nil when it fails).
+func tjHandles(init func() C.tjhandle) *sync.Pool {
+	return &sync.Pool{
+		New: func() any {
+			h := init()
+			if h == nil {
+				return nil
+			}
+			t := &tjHandle{h: h}
+			runtime.AddCleanup(t, func(h C.tjhandle) { C.tjDestroy(h) }, h)
+			return t
+		},
+	}
 }
+
+var (
+	tjPool    = tjHandles(func() C.tjhandle { return C.tjInitDecompress() })
+	tjEncPool = tjHandles(func() C.tjhandle { return C.tjInitCompress() })
+)
 
 // errTurbo marks a libjpeg-turbo failure; it never leaves this package.
 var errTurbo = errors.New("libjpeg-turbo")
@@ -60,7 +68,7 @@ var errTurbo = errors.New("libjpeg-turbo")
 const tjFlags = C.TJFLAG_STOPONWARNING | C.TJFLAG_LIMITSCANS
 
 func turboDecode(b []byte, h Header, minSide int) (image.Image, error) {
-	d, _ := tjPool.Get().(*tjDecoder)
+	d, _ := tjPool.Get().(*tjHandle)
 	if d == nil {
 		return nil, fmt.Errorf("%w: cannot create handle", errTurbo)
 	}
@@ -91,7 +99,7 @@ func turboDecode(b []byte, h Header, minSide int) (image.Image, error) {
 	return m, nil
 }
 
-func (d *tjDecoder) err() error {
+func (d *tjHandle) err() error {
 	return fmt.Errorf("%w: %s", errTurbo, C.GoString(C.tjGetErrorStr2(d.h)))
 }
 
@@ -119,27 +127,10 @@ func scaledSize(w, h, minSide int) (int, int) {
 	return bw, bh
 }
 
-// tjEncoder owns one compression handle, pooled like tjDecoder.
-type tjEncoder struct {
-	h C.tjhandle
-}
-
-var tjEncPool = sync.Pool{
-	New: func() any {
-		h := C.tjInitCompress()
-		if h == nil {
-			return nil
-		}
-		e := &tjEncoder{h: h}
-		runtime.AddCleanup(e, func(h C.tjhandle) { C.tjDestroy(h) }, h)
-		return e
-	},
-}
-
 // compressJPEG encodes m with libjpeg-turbo: 4:2:0 chroma, the same
 // subsampling image/jpeg writes, several times faster.
 func compressJPEG(m *image.RGBA, quality int) ([]byte, error) {
-	e, _ := tjEncPool.Get().(*tjEncoder)
+	e, _ := tjEncPool.Get().(*tjHandle)
 	if e == nil {
 		return nil, fmt.Errorf("%w: cannot create handle", errTurbo)
 	}
@@ -154,7 +145,7 @@ func compressJPEG(m *image.RGBA, quality int) ([]byte, error) {
 		defer C.tjFree(out)
 	}
 	if rc != 0 {
-		return nil, fmt.Errorf("%w: %s", errTurbo, C.GoString(C.tjGetErrorStr2(e.h)))
+		return nil, e.err()
 	}
 	return C.GoBytes(unsafe.Pointer(out), C.int(size)), nil
 }
