@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -346,8 +347,24 @@ func TestFetchBatch(t *testing.T) {
 	tests := []struct {
 		max, want int
 	}{{max: 3, want: 3}, {max: 10, want: 2}, {max: 10, want: 0}}
+	left := 5
 	for _, tt := range tests {
 		t.Run(strconv.Itoa(tt.max), func(t *testing.T) {
+			// Fetch takes what the consumer has ready; on a starved
+			// machine the server can still be catching up with the
+			// publishes and acks before, so wait until it holds exactly
+			// the jobs left, none of them out for delivery.
+			checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+				d, err := q.Depth(ctx)
+				if err != nil {
+					return err
+				}
+				if d.Pending != uint64(left) || d.AckPending != 0 {
+					return fmt.Errorf("consumer has %d pending, %d out for delivery; want %d, 0", d.Pending, d.AckPending, left)
+				}
+				return nil
+			})
+			left -= tt.want
 			ds, err := q.Fetch(ctx, tt.max, 100*time.Millisecond)
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
