@@ -376,14 +376,20 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // write runs fn in a write transaction, committing when it returns nil.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := db.transact(ctx, fn); err != nil {
+		return err
+	}
+	return db.sync(ctx)
+}
+
+// transact runs fn in a transaction on the writer and commits it when fn
+// returns nil, without the syncer's flush.
+func (db *DB) transact(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := commitOrRollback(tx, fn); err != nil {
-		return err
-	}
-	return db.sync(ctx)
+	return commitOrRollback(tx, fn)
 }
 
 // sync makes the commits made so far durable when a syncer stands in for
@@ -419,11 +425,7 @@ func (db *DB) writeLazy(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	switch {
 	case db.syncer != nil:
 		// Already NORMAL: commit without the syncer's flush.
-		tx, err := db.w.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		return commitOrRollback(tx, fn)
+		return db.transact(ctx, fn)
 	case db.d.name == "postgres":
 		return db.write(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
