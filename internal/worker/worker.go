@@ -275,6 +275,26 @@ func (p *Pool) run(h *handle, pipe Pipeline) {
 		}
 	}()
 
+	// The worker analyzes one job while the job before it commits: the
+	// commit waits on the disk (the store's and the blob store's flushes,
+	// the outcome's publish), and a worker that waited with it would leave
+	// its core idle for that long. The channel is unbuffered, so a worker
+	// holds at most two jobs: one being analyzed, one being committed.
+	// Returning waits for the commit in flight, so a worker told to stop
+	// still finishes everything it holds.
+	commits := make(chan *analyzed)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		for a := range commits {
+			p.commitAndSettle(a)
+		}
+	}()
+	defer func() {
+		close(commits)
+		<-committed
+	}()
+
 	for {
 		select {
 		case <-h.stop:
@@ -298,7 +318,7 @@ func (p *Pool) run(h *handle, pipe Pipeline) {
 			continue
 		}
 		for _, d := range ds {
-			p.handle(log, pipe, d)
+			p.handle(log, pipe, d, commits)
 		}
 	}
 }
@@ -330,25 +350,53 @@ func (e *staleError) Error() string {
 // errGone means the image was deleted before it was processed.
 var errGone = errors.New("worker: image deleted")
 
-// handle processes one delivery and settles it with the queue.
-func (p *Pool) handle(log *slog.Logger, pipe Pipeline, d *queue.Delivery) {
+// analyzed is a job whose analysis succeeded, on its way to its commit.
+type analyzed struct {
+	log      *slog.Logger
+	d        *queue.Delivery
+	res      *job.Result
+	start    time.Time
+	stopBeat func()
+}
+
+// handle analyzes one delivery and hands it to commits, the worker's
+// committer; a delivery that fails before that is settled here.
+func (p *Pool) handle(log *slog.Logger, pipe Pipeline, d *queue.Delivery, commits chan<- *analyzed) {
 	if d.Events != nil {
 		p.ingest(log, d)
 		return
 	}
-	j := d.Job
-	log = log.With("image", j.ImageID, "attempt", d.Attempt)
+	log = log.With("image", d.Job.ImageID, "attempt", d.Attempt)
 	start := time.Now()
 	p.m.inflight.Inc()
-	defer p.m.inflight.Dec()
 
 	// The job's context is the pool's: a draining worker finishes its job;
 	// it ends only with the pool (Stop's deadline). The analysis itself is
-	// bounded by JobTimeout inside process.
+	// bounded by JobTimeout inside prepare. The heartbeat runs until the
+	// job is settled, through its commit.
 	stopBeat := p.heartbeat(p.ctx, d)
-	row, err := p.process(p.ctx, log, pipe, d)
-	stopBeat()
+	res, err := p.prepare(p.ctx, log, pipe, d)
+	if err != nil {
+		stopBeat()
+		p.settle(log, d, start, nil, err)
+		p.m.inflight.Dec()
+		return
+	}
+	commits <- &analyzed{log: log, d: d, res: res, start: start, stopBeat: stopBeat}
+}
 
+// commitAndSettle commits an analyzed job's result and settles its delivery.
+func (p *Pool) commitAndSettle(a *analyzed) {
+	row, err := p.commit(p.ctx, a.log, a.d, a.res)
+	a.stopBeat()
+	p.settle(a.log, a.d, a.start, row, err)
+	p.m.inflight.Dec()
+}
+
+// settle ends a delivery after its attempt: err is nil when the image's
+// result committed as row, else why the attempt stopped.
+func (p *Pool) settle(log *slog.Logger, d *queue.Delivery, start time.Time, row *job.Image, err error) {
+	j := d.Job
 	// Settle with a fresh context so that a cancelled job can still be
 	// released or recorded.
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -450,9 +498,10 @@ func outcomeOf(tenant string, row *job.Image) job.Outcome {
 	return o
 }
 
-// process does the work of one attempt and returns the image's committed
-// row. A panic in any step becomes an error, so that a poison image is
-// retried and then dead-lettered instead of killing the process.
+// prepare and commit do the work of one attempt, the analysis and then the
+// commit of its result. A panic in any step becomes an error, so that a
+// poison image is retried and then dead-lettered instead of killing the
+// process.
 //
 // Only the analysis counts against the job's attempts. Calls to the store
 // and the blob store are retried in place while they fail (see retry): an
@@ -484,12 +533,11 @@ func outcomeOf(tenant string, row *job.Image) job.Outcome {
 // from the row) and re-publishes the outcome (deduplicated by its finish
 // time), then acknowledges. So a done row always gets its blob and its
 // outcome, and no delivery ever writes a second, different result.
-func (p *Pool) process(ctx context.Context, log *slog.Logger, pipe Pipeline, d *queue.Delivery) (row *job.Image, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("worker: panic: %v\n%s", r, debug.Stack())
-		}
-	}()
+//
+// prepare does steps 1 and 2 on the worker's goroutine; commit does the rest
+// on its committer's, while the worker analyzes its next job.
+func (p *Pool) prepare(ctx context.Context, log *slog.Logger, pipe Pipeline, d *queue.Delivery) (res *job.Result, err error) {
+	defer recoverPanic(&err)
 	j := d.Job
 	var ok bool
 	err = p.retry(ctx, log, "mark processing", func(ctx context.Context) (err error) {
@@ -516,10 +564,15 @@ func (p *Pool) process(ctx context.Context, log *slog.Logger, pipe Pipeline, d *
 		}
 		return nil, fmt.Errorf("read input: %w", err)
 	}
-	res, err := p.analyze(ctx, pipe, j, b)
-	if err != nil {
-		return nil, err
-	}
+	return p.analyze(ctx, pipe, j, b)
+}
+
+// commit does steps 3 and 4 of an analyzed job (see prepare) and returns the
+// image's committed row.
+func (p *Pool) commit(ctx context.Context, log *slog.Logger, d *queue.Delivery, res *job.Result) (row *job.Image, err error) {
+	defer recoverPanic(&err)
+	j := d.Job
+	var ok bool
 	err = p.retry(ctx, log, "save result", func(ctx context.Context) (err error) {
 		ok, err = p.deps.Store.SaveResult(ctx, j.ImageID, attemptOf(d), res)
 		return err
@@ -538,6 +591,14 @@ func (p *Pool) process(ctx context.Context, log *slog.Logger, pipe Pipeline, d *
 		return nil, err
 	}
 	return row, nil
+}
+
+// recoverPanic turns a panic into *err, so that a poison image is retried
+// and then dead-lettered instead of killing the process.
+func recoverPanic(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("worker: panic: %v\n%s", r, debug.Stack())
+	}
 }
 
 // analyze decodes the image once, at the smallest size every requested
