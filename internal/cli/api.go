@@ -31,6 +31,7 @@ letters and re-publishes stranded jobs; running several api processes is safe.`,
 			if err != nil {
 				return err
 			}
+			tuneMemory(log)
 			reg := newRegistry()
 			eng, err := openEngines(ctx, log, reg, f.engineFlags)
 			if err != nil {

@@ -35,6 +35,7 @@ job it holds (up to --drain-timeout) and the process exits; nothing is lost.`,
 			if err != nil {
 				return err
 			}
+			tuneMemory(log)
 			reg := newRegistry()
 			model, err := loadModel(f.models, f.ortLib)
 			if err != nil {
