@@ -91,11 +91,7 @@ func (db *DB) CreateImage(ctx context.Context, img *job.Image) (stored *job.Imag
 		updatedAt = now
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.d.q(`INSERT INTO images
-			(id, tenant, filename, content_type, size, sha256, width, height, features,
-			 status, error, attempts, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?)
-			ON CONFLICT (id) DO NOTHING`),
+		res, err := db.execTx(ctx, tx, qInsertImage,
 			img.ID, img.Tenant, img.Filename, img.ContentType, img.Size, img.SHA256,
 			img.Width, img.Height, job.FormatFeatures(img.Features), string(job.StatusQueued),
 			db.d.t(createdAt), db.d.t(updatedAt))
@@ -107,8 +103,7 @@ func (db *DB) CreateImage(ctx context.Context, img *job.Image) (stored *job.Imag
 			return err
 		}
 		created = n == 1
-		stored, err = scanImage(tx.QueryRowContext(ctx,
-			db.d.q(`SELECT `+imageCols+` FROM images i WHERE i.id = ?`), img.ID))
+		stored, err = scanImage(db.queryRowTx(ctx, tx, qImageByID, img.ID))
 		return err
 	})
 	if err != nil {
@@ -123,15 +118,13 @@ func (db *DB) CreateImage(ctx context.Context, img *job.Image) (stored *job.Imag
 // GetImage returns tenant's image id, with its result if it has one. An image
 // of another tenant is reported as ErrNotFound.
 func (db *DB) GetImage(ctx context.Context, tenant, id string) (*job.Image, error) {
-	img, err := scanImage(db.r.QueryRowContext(ctx,
-		db.d.q(`SELECT `+imageCols+` FROM images i WHERE i.id = ? AND i.tenant = ?`), id, tenant))
+	img, err := scanImage(db.queryRow(ctx, `SELECT `+imageCols+` FROM images i WHERE i.id = ? AND i.tenant = ?`, id, tenant))
 	return img, imageErr("get image", id, err)
 }
 
 // GetImageByID returns image id whatever its tenant, for workers.
 func (db *DB) GetImageByID(ctx context.Context, id string) (*job.Image, error) {
-	img, err := scanImage(db.r.QueryRowContext(ctx,
-		db.d.q(`SELECT `+imageCols+` FROM images i WHERE i.id = ?`), id))
+	img, err := scanImage(db.queryRow(ctx, qImageByID, id))
 	return img, imageErr("get image", id, err)
 }
 

@@ -161,6 +161,8 @@ type DB struct {
 	// syncer, for a SQLite file running synchronous=NORMAL, makes each
 	// durable write durable (see Config.Syncers).
 	syncer *durable.Syncer
+	// stmts caches the prepared statements of the per-image queries.
+	stmts stmts
 }
 
 // Config tunes OpenConfig.
@@ -299,7 +301,13 @@ func openSQLite(ctx context.Context, path string, cfg sqliteConfig) (*DB, error)
 		w.Close()
 		return nil, err
 	}
+	if err := db.prepareWriter(ctx); err != nil {
+		db.stmts.close()
+		w.Close()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
 	if err := db.sync(ctx); err != nil {
+		db.stmts.close()
 		w.Close()
 		return nil, err
 	}
@@ -315,6 +323,7 @@ func openSQLite(ctx context.Context, path string, cfg sqliteConfig) (*DB, error)
 	rq.Add("_pragma", "query_only(1)")
 	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
 	if err != nil {
+		db.stmts.close()
 		w.Close()
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
@@ -323,6 +332,7 @@ func openSQLite(ctx context.Context, path string, cfg sqliteConfig) (*DB, error)
 	r.SetMaxIdleConns(n)
 	if err := r.PingContext(ctx); err != nil {
 		r.Close()
+		db.stmts.close()
 		w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -350,7 +360,7 @@ func (db *DB) migrate(ctx context.Context, opts ...goose.ProviderOption) error {
 
 // Close closes the store's connections.
 func (db *DB) Close() error {
-	var errs []error
+	errs := []error{db.stmts.close()}
 	if db.r != db.w {
 		errs = append(errs, db.r.Close())
 	}

@@ -29,12 +29,7 @@ func (db *DB) MarkProcessing(ctx context.Context, id string, attempt int) (ok bo
 	// Lazy: a mark lost in a power cut leaves the image queued or at an
 	// older attempt, and the job's next delivery marks it again.
 	err = db.writeLazy(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.d.q(`UPDATE images SET
-			status = 'processing',
-			started_at = CASE WHEN status = 'processing' AND attempts = ? THEN started_at ELSE ? END,
-			attempts = ?,
-			updated_at = ?
-			WHERE id = ? AND status IN ('queued', 'processing') AND attempts <= ?`),
+		res, err := db.execTx(ctx, tx, qMarkProcessing,
 			attempt, now, attempt, now, id, attempt)
 		if err != nil {
 			return err
@@ -63,18 +58,7 @@ func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.R
 	now := db.d.t(db.nowUTC())
 	fc := extractFeatures(res)
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, db.d.q(`UPDATE images SET
-			status = 'done',
-			error = '',
-			result = ?,
-			qr_url = ?, taken_at = ?, lat = ?, lon = ?, faces = ?, phash = ?,
-			width = CASE WHEN ? > 0 THEN ? ELSE width END,
-			height = CASE WHEN ? > 0 THEN ? ELSE height END,
-			attempts = ?,
-			started_at = COALESCE(started_at, ?),
-			finished_at = ?,
-			updated_at = ?
-			WHERE id = ? AND status IN ('queued', 'processing') AND attempts <= ?`),
+		r, err := db.execTx(ctx, tx, qSaveResult,
 			string(body), fc.qrURL, db.d.nt(fc.takenAt), fc.lat, fc.lon, fc.faces, fc.phash,
 			res.Width, res.Width, res.Height, res.Height, attempt,
 			now, now, now, id, attempt)
@@ -84,19 +68,9 @@ func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.R
 		if ok, err = affectedOrExists(ctx, tx, db, r, id); err != nil || !ok {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.d.q(`DELETE FROM image_labels WHERE image_id = ?`), id); err != nil {
+		if _, err := db.execTx(ctx, tx, qDeleteLabels, id); err != nil {
 			return err
 		}
-		if len(res.Labels) == 0 {
-			return nil
-		}
-		stmt, err := tx.PrepareContext(ctx, db.d.q(`INSERT INTO image_labels
-			(image_id, label, score, rank, tenant, created_at)
-			SELECT id, ?, ?, ?, tenant, created_at FROM images WHERE id = ?`))
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
 		seen := make(map[string]bool, len(res.Labels))
 		for i, l := range res.Labels {
 			label := normLabel(l.Label)
@@ -104,7 +78,7 @@ func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.R
 				continue // one row per label, so a filtered list has no duplicates
 			}
 			seen[label] = true
-			if _, err := stmt.ExecContext(ctx, label, l.Score, i, id); err != nil {
+			if _, err := db.execTx(ctx, tx, qInsertLabel, label, l.Score, i, id); err != nil {
 				return err
 			}
 		}
@@ -173,7 +147,7 @@ func affectedOrExists(ctx context.Context, tx *sql.Tx, db *DB, res sql.Result, i
 		return true, nil
 	}
 	var one int
-	return false, tx.QueryRowContext(ctx, db.d.q(`SELECT 1 FROM images WHERE id = ?`), id).Scan(&one)
+	return false, db.queryRowTx(ctx, tx, qImageExists, id).Scan(&one)
 }
 
 // ListStale returns up to limit images still queued or processing whose
