@@ -67,13 +67,19 @@ type Image struct {
 	// than the display size when the decoder scaled it (see Scale).
 	Pixels image.Image
 
-	mu   sync.Mutex
-	fits map[fitKey]*fitEntry
+	mu    sync.Mutex
+	fits  map[fitKey]*fitEntry
+	lumas map[int]*lumaEntry
 }
 
 type fitEntry struct {
 	once sync.Once
 	img  *image.RGBA
+}
+
+type lumaEntry struct {
+	once sync.Once
+	img  *image.Gray
 }
 
 // NewImage wraps a decoded image.
@@ -152,6 +158,65 @@ func (im *Image) fit(maxSide int, fromSmall bool) *image.RGBA {
 		}
 	})
 	return e.img
+}
+
+// Luma returns the luma of Fit(maxSide) as one byte per pixel (stride =
+// width), made once per size and shared like the copies Fit returns:
+// callers must not modify it. The luma is ZXing's, (R + 2G + B) / 4, of the
+// pixels composited over white, so that a transparent area reads as paper
+// rather than ink. It is the grey that qr reads and quality measures, and
+// phash hashes that of the full image: one pass over the pixels for all
+// three instead of one each.
+func (im *Image) Luma(maxSide int) *image.Gray {
+	b := im.Pixels.Bounds()
+	if maxSide <= 0 || maxSide >= max(b.Dx(), b.Dy()) {
+		maxSide = 0
+	}
+	im.mu.Lock()
+	if im.lumas == nil {
+		im.lumas = map[int]*lumaEntry{}
+	}
+	e, ok := im.lumas[maxSide]
+	if !ok {
+		e = &lumaEntry{}
+		im.lumas[maxSide] = e
+	}
+	im.mu.Unlock()
+	e.once.Do(func() { e.img = LumaOf(im.Fit(maxSide)) })
+	return e.img
+}
+
+// LumaOf returns the luma of m as Luma computes it.
+func LumaOf(m *image.RGBA) *image.Gray {
+	r := m.Bounds()
+	g := image.NewGray(image.Rect(0, 0, r.Dx(), r.Dy()))
+	for y := range r.Dy() {
+		rgbaLuma(g.Pix[y*g.Stride:y*g.Stride+r.Dx()], m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):])
+	}
+	return g
+}
+
+// rgbaLuma writes the luma of the premultiplied RGBA pixels of row into
+// dst, one per byte of dst: (R + 2G + B) / 4 + 255 - A. It works on two
+// pixels at a time, each channel in a 16-bit lane of a 64-bit word.
+func rgbaLuma(dst, row []uint8) {
+	const (
+		bytes = 0x00ff00ff00ff00ff
+		lanes = 0x0000ffff0000ffff // lanes 0 and 2: one per pixel
+		white = 0x000000ff000000ff
+	)
+	x := 0
+	for ; x+2 <= len(dst); x += 2 {
+		v := binary.LittleEndian.Uint64(row[4*x:])
+		e, o := v&bytes, v>>8&bytes // red, blue, red, blue; green, alpha, green, alpha
+		sum := (e + e>>16 + 2*o) & lanes
+		l := sum>>2&lanes + white - o>>16&lanes
+		dst[x], dst[x+1] = byte(l), byte(l>>32)
+	}
+	if x < len(dst) {
+		p := row[4*x : 4*x+4 : 4*x+4]
+		dst[x] = byte((uint(p[0])+2*uint(p[1])+uint(p[2]))>>2 + 255 - uint(p[3]))
+	}
 }
 
 // fitSize is the size of a w×h image scaled so that its longer side is

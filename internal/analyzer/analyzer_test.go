@@ -368,3 +368,29 @@ func TestBoxReduceMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+func TestLuma(t *testing.T) {
+	m := image.NewRGBA(image.Rect(0, 0, 5, 2))
+	px := []color.RGBA{
+		{0, 0, 0, 255}, {255, 255, 255, 255}, {100, 40, 200, 255}, // black, white, a colour
+		{0, 0, 0, 0}, {50, 50, 50, 128}, // transparent, half-transparent dark grey (premultiplied)
+	}
+	for i, c := range px {
+		m.SetRGBA(i, 0, c)
+		m.SetRGBA(4-i, 1, c) // the odd width's last pixel takes the scalar path
+	}
+	want := []uint8{0, 255, (100 + 2*40 + 200) / 4, 255, 50 + 255 - 128}
+	g := LumaOf(m)
+	for i, w := range want {
+		if got := g.GrayAt(i, 0).Y; got != w {
+			t.Errorf("luma of %v = %d; want %d", px[i], got, w)
+		}
+		if got := g.GrayAt(4-i, 1).Y; got != w {
+			t.Errorf("luma of %v (second row) = %d; want %d", px[i], got, w)
+		}
+	}
+	img := NewImage("img_test", nil, &imagedata.Image{Header: imagedata.Header{Width: 5, Height: 2, Orientation: 1}, Image: m})
+	if a, b := img.Luma(0), img.Luma(10); a != b {
+		t.Error("Luma(0) and Luma(10) of a 5×2 image are different planes; want the one shared plane")
+	}
+}

@@ -1,11 +1,12 @@
 package qr
 
 import (
-	"encoding/binary"
 	"errors"
 	"image"
 
 	"github.com/makiuchi-d/gozxing"
+
+	"github.com/glimpse-oss/glimpse/internal/analyzer"
 )
 
 // luminance is a grey copy of an image, row-major with no padding, as
@@ -15,20 +16,34 @@ import (
 type luminance struct {
 	pix  []byte
 	w, h int
+	// shared says pix belongs to someone else (the job's shared luma):
+	// fill copies it before its first write.
+	shared bool
 }
 
 var _ gozxing.LuminanceSource = (*luminance)(nil)
 
+// sharedLuminance reads g, the luma a job's analyzers share
+// (analyzer.Image.Luma), without copying it.
+func sharedLuminance(g *image.Gray) *luminance {
+	b := g.Bounds()
+	if g.Stride != b.Dx() || b.Min != (image.Point{}) {
+		return newLuminance(g)
+	}
+	return &luminance{pix: g.Pix[:b.Dx()*b.Dy()], w: b.Dx(), h: b.Dy(), shared: true}
+}
+
 // newLuminance converts m to luma with ZXing's weights, (R + 2G + B) / 4,
-// or takes the Y plane of a YCbCr image as is.
+// as analyzer.LumaOf does, or takes the Y plane of a YCbCr image as is.
 func newLuminance(m image.Image) *luminance {
 	b := m.Bounds()
 	w, h := b.Dx(), b.Dy()
 	l := &luminance{pix: make([]byte, w*h), w: w, h: h}
 	switch m := m.(type) {
 	case *image.RGBA:
+		g := analyzer.LumaOf(m)
 		for y := range h {
-			rgbaLuma(l.pix[y*w:(y+1)*w], m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):])
+			copy(l.pix[y*w:(y+1)*w], g.Pix[y*g.Stride:])
 		}
 	case *image.NRGBA:
 		for y := range h {
@@ -61,30 +76,6 @@ func newLuminance(m image.Image) *luminance {
 		}
 	}
 	return l
-}
-
-// rgbaLuma writes the luma of the premultiplied RGBA pixels of row into
-// dst, one per byte of dst: (R + 2G + B) / 4 + 255 - A, so that transparent
-// pixels are read as lying on white. It works on two pixels at a time, each
-// channel in a 16-bit lane of a 64-bit word.
-func rgbaLuma(dst, row []uint8) {
-	const (
-		bytes = 0x00ff00ff00ff00ff
-		lanes = 0x0000ffff0000ffff // lanes 0 and 2: one per pixel
-		white = 0x000000ff000000ff
-	)
-	x := 0
-	for ; x+2 <= len(dst); x += 2 {
-		v := binary.LittleEndian.Uint64(row[4*x:])
-		e, o := v&bytes, v>>8&bytes // red, blue, red, blue; green, alpha, green, alpha
-		sum := (e + e>>16 + 2*o) & lanes
-		l := sum>>2&lanes + white - o>>16&lanes
-		dst[x], dst[x+1] = byte(l), byte(l>>32)
-	}
-	if x < len(dst) {
-		p := row[4*x : 4*x+4 : 4*x+4]
-		dst[x] = byte((uint(p[0])+2*uint(p[1])+uint(p[2]))>>2 + 255 - uint(p[3]))
-	}
 }
 
 // GetRow returns row y, in row when it is long enough.
@@ -159,6 +150,9 @@ func (l *luminance) fill(poly []point) {
 	minY, maxY := poly[0].y, poly[0].y
 	for _, p := range poly[1:] {
 		minY, maxY = min(minY, p.y), max(maxY, p.y)
+	}
+	if l.shared {
+		l.pix, l.shared = append([]byte(nil), l.pix...), false
 	}
 	y0, y1 := max(0, int(minY)), min(l.h-1, int(maxY)+1)
 	for y := y0; y <= y1; y++ {

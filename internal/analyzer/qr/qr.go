@@ -116,20 +116,19 @@ func (a *Analyzer) Analyze(ctx context.Context, img *analyzer.Image, res *job.Re
 	if b := img.Pixels.Bounds(); max(b.Dx(), b.Dy()) <= a.side*3/2 {
 		// Hardly larger than the working copy: reading it directly costs
 		// about the same as making the copy and sees more.
-		codes, err := a.scan(ctx, img.Pixels, dw, dh)
+		codes, err := a.scan(ctx, img.Luma(analyzer.FullResolution), dw, dh)
 		if err != nil {
 			return err
 		}
 		report(codes, res)
 		return nil
 	}
-	work := img.Fit(a.side)
-	codes, err := a.scan(ctx, work, dw, dh)
+	codes, err := a.scan(ctx, img.Luma(a.side), dw, dh)
 	if err != nil {
 		return err
 	}
 	if len(codes) == 0 {
-		if codes, err = a.scan(ctx, img.Pixels, dw, dh); err != nil {
+		if codes, err = a.scan(ctx, img.Luma(analyzer.FullResolution), dw, dh); err != nil {
 			return err
 		}
 	}
@@ -157,14 +156,15 @@ type found struct {
 	centre point // in display pixels, for ordering
 }
 
-// scan reads every code in m. dw×dh is the display size, to which the
-// points are scaled from m's size.
-func (a *Analyzer) scan(ctx context.Context, m image.Image, dw, dh int) ([]found, error) {
-	b := m.Bounds()
+// scan reads every code in g, the luma of the image (shared: scan paints
+// found codes out of a copy). dw×dh is the display size, to which the
+// points are scaled from g's size.
+func (a *Analyzer) scan(ctx context.Context, g *image.Gray, dw, dh int) ([]found, error) {
+	b := g.Bounds()
 	if b.Empty() {
 		return nil, nil
 	}
-	lum := newLuminance(m)
+	lum := sharedLuminance(g)
 	sx, sy := float64(dw)/float64(b.Dx()), float64(dh)/float64(b.Dy())
 	toDisplay := func(p point) job.Point { return job.Point{X: p.x * sx, Y: p.y * sy} }
 

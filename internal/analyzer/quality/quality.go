@@ -4,9 +4,12 @@
 //
 // Every measure except resolution is taken on a shared grey copy whose
 // longer side is at most 1000 pixels, so the figures are comparable between
-// a 1 MP and a 12 MP upload of the same scene. Grey is Rec. 709 luma
-// rounded to 8 bits, as OpenCV's cvtColor does (OpenCV uses Rec. 601
-// weights; the difference is immaterial here).
+// a 1 MP and a 12 MP upload of the same scene. Grey is the luma the job's
+// analyzers share (analyzer.Image.Luma): (R + 2G + B) / 4, which qr reads
+// too, so that one pass over the pixels serves both. It differs from the
+// Rec. 601 luma OpenCV's cvtColor gives by a few levels on saturated
+// colours and not at all on greys; the measures and verdicts are tuned on
+// it (see DefaultBlurThreshold).
 package quality
 
 import (
@@ -24,9 +27,10 @@ import (
 const (
 	// DefaultBlurThreshold is the Laplacian variance under which a photo is
 	// blurry; it is also the figure commonly used with OpenCV. On the 13
-	// photos of .deps/testdata the sharp originals score 256 to 12,800 and
-	// the same photos blurred with a Gaussian of σ = 2 px score 3 to 21, so
-	// it separates them with a margin of 2.5× above and 4.7× below.
+	// photos of .deps/testdata the sharp originals score 336 to 10,800 and
+	// the same photos blurred with a Gaussian of σ = 2 px score 2.6 to 19,
+	// so it separates them with a margin of 3.4× above and 5.3× below
+	// (TestBlurSeparation prints them).
 	DefaultBlurThreshold = 100
 	// DefaultClipShare is the share of near-black (near-white) pixels at or
 	// above which a photo is underexposed (overexposed).
@@ -66,7 +70,7 @@ type Config struct {
 var _ analyzer.Analyzer = (*Analyzer)(nil)
 
 // Analyzer fills Result.Quality. It is not safe for concurrent use: it
-// reuses its grey buffer from one image to the next.
+// reuses a buffer from one image to the next.
 type Analyzer struct {
 	cfg  Config
 	grey []uint8
@@ -105,25 +109,31 @@ func (a *Analyzer) Analyze(ctx context.Context, img *analyzer.Image, res *job.Re
 	if b := img.Pixels.Bounds(); max(b.Dx(), b.Dy()) <= workSide*3/2 {
 		side = max(b.Dx(), b.Dy())
 	}
-	m := img.Fit(side)
-	if m.Bounds().Empty() {
+	g := img.Luma(side)
+	if g.Bounds().Empty() {
 		return errors.New("quality: empty image")
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("quality: %w", err)
 	}
-	q := a.measure(m)
+	q := a.measure(g)
 	w, h := img.DisplaySize()
 	q.Megapixels = float64(w) * float64(h) / 1e6
 	res.Quality = &q
 	return nil
 }
 
-// measure computes every measure but Megapixels on m.
-func (a *Analyzer) measure(m *image.RGBA) job.Quality {
+// measure computes every measure but Megapixels on the grey image m.
+func (a *Analyzer) measure(m *image.Gray) job.Quality {
 	w, h := m.Bounds().Dx(), m.Bounds().Dy()
-	a.grey = toGrey(m, a.grey)
-	g := a.grey
+	g := m.Pix
+	if m.Stride != w {
+		a.grey = a.grey[:0]
+		for y := range h {
+			a.grey = append(a.grey, m.Pix[y*m.Stride:y*m.Stride+w]...)
+		}
+		g = a.grey
+	}
 
 	var hist [256]int
 	for _, v := range g {
@@ -166,27 +176,6 @@ func (a *Analyzer) measure(m *image.RGBA) job.Quality {
 		q.Exposure = ExposureOver
 	}
 	return q
-}
-
-// toGrey writes m's 8-bit Rec. 709 luma into buf (grown as needed), row by
-// row without padding. Pixels are taken as stored (premultiplied), so
-// transparent areas count as black.
-func toGrey(m *image.RGBA, buf []uint8) []uint8 {
-	w, h := m.Bounds().Dx(), m.Bounds().Dy()
-	if cap(buf) < w*h {
-		buf = make([]uint8, w*h)
-	}
-	buf = buf[:w*h]
-	for y := range h {
-		src := m.Pix[y*m.Stride : y*m.Stride+4*w]
-		dst := buf[y*w : (y+1)*w]
-		for x := range dst {
-			p := src[4*x : 4*x+3 : 4*x+3]
-			// 0.2126, 0.7152, 0.0722 in 16-bit fixed point (sum 65536).
-			dst[x] = uint8((13933*uint32(p[0]) + 46871*uint32(p[1]) + 4732*uint32(p[2]) + 1<<15) >> 16)
-		}
-	}
-	return buf
 }
 
 // laplacianVariance is the variance of the 4-neighbour Laplacian of the w×h
