@@ -3,8 +3,9 @@
 // shot re-encoded, resized or slightly retouched) get hashes a few bits
 // apart, unrelated photos about 32 bits apart.
 //
-// The hash is computed on a grey copy shrunk to 32×32 by area averaging
-// (ignoring the aspect ratio): a 2-D DCT-II gives its frequencies, the
+// The hash is computed on the image's luma (the plane the job's analyzers
+// share, analyzer.Image.Luma) shrunk to 32×32 by averaging (ignoring the
+// aspect ratio): whole blocks first, then by area. a 2-D DCT-II gives its frequencies, the
 // lowest 8×8 of them are kept, and each bit says whether its coefficient is
 // above the median of the 63 that are not the DC term. The DC term (mean
 // brightness) carries no shape and its bit, the most significant, is always
@@ -34,9 +35,10 @@ const (
 	side = 32
 	// keep is the side of the block of low frequencies that makes the hash.
 	keep = 8
-	// workSide is the longer side of the shared copy the hash is computed
-	// from. It is several times side so that the area average, not the
-	// copy's resampler, decides what reaches the DCT.
+	// workSide is the longer side below which the luma is no longer
+	// reduced by whole blocks before the area average to side×side. It is
+	// several times side so that the area average, not the block
+	// reduction's rounding, decides what reaches the DCT.
 	workSide = 128
 )
 
@@ -61,21 +63,22 @@ func (a *Analyzer) Analyze(ctx context.Context, img *analyzer.Image, res *job.Re
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("phash: %w", err)
 	}
-	// From the decoded image directly: a hash is compared bit by bit, and
-	// one made through another copy would differ by that copy's rounding.
-	m := img.FitDirect(workSide)
-	if m.Bounds().Empty() {
+	// The luma of the decoded image itself, not of a smaller copy: a hash
+	// is compared bit by bit, and one made through another copy would
+	// carry that copy's rounding. The luma plane is shared with qr and
+	// quality, and a quarter the size of the pixels.
+	g := img.Luma(analyzer.FullResolution)
+	if g.Bounds().Empty() {
 		return errors.New("phash: empty image")
 	}
-	res.PHash = Format(Hash(m))
+	res.PHash = Format(Hash(g))
 	return nil
 }
 
-// Hash returns the perceptual hash of m. Pixels are taken as stored
-// (premultiplied), so transparent areas count as black.
-func Hash(m *image.RGBA) uint64 {
+// Hash returns the perceptual hash of the grey image m.
+func Hash(m *image.Gray) uint64 {
 	var g [side * side]float64
-	shrinkGrey(m, &g)
+	shrinkGrey(reduce(m), &g)
 
 	// Separable orthonormal DCT-II, computing only the kept frequencies:
 	// first along rows (32 rows × 8 frequencies), then along columns.
@@ -132,26 +135,56 @@ var cosTable = func() []float64 {
 	return t
 }()
 
-// shrinkGrey area-averages the Rec. 709 luma of m (0..255) into the
-// side×side grid g, each cell the mean of the source area it covers.
-func shrinkGrey(m *image.RGBA, g *[side * side]float64) {
+// reduce returns m shrunk by the largest whole factor k that keeps its
+// longer side at least workSide (m itself when k < 2), each pixel the
+// rounded mean of a k×k block; edge rows and columns that do not fill a
+// block are dropped.
+func reduce(m *image.Gray) *image.Gray {
+	b := m.Bounds()
+	w, h := b.Dx(), b.Dy()
+	k := max(w, h) / workSide
+	if k < 2 {
+		return m
+	}
+	ow, oh := w/k, h/k
+	out := image.NewGray(image.Rect(0, 0, ow, oh))
+	sums := make([]uint32, ow)
+	n := uint32(k * k)
+	for oy := range oh {
+		clear(sums)
+		for dy := range k {
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+oy*k+dy):][:ow*k]
+			for ox := range sums {
+				var s uint32
+				for _, v := range row[ox*k : ox*k+k] {
+					s += uint32(v)
+				}
+				sums[ox] += s
+			}
+		}
+		dst := out.Pix[oy*out.Stride:]
+		for ox, s := range sums {
+			dst[ox] = uint8((s + n/2) / n)
+		}
+	}
+	return out
+}
+
+// shrinkGrey area-averages m (0..255) into the side×side grid g, each cell
+// the mean of the source area it covers.
+func shrinkGrey(m *image.Gray, g *[side * side]float64) {
 	b := m.Bounds()
 	w, h := b.Dx(), b.Dy()
 	xs, ys := areaWeights(w), areaWeights(h)
 	// Horizontal pass: every source row into side columns.
 	tmp := make([]float64, h*side)
-	row := make([]float64, w)
 	for y := range h {
-		p := m.Pix[(y)*m.Stride:]
-		for x := range w {
-			q := p[4*x : 4*x+3 : 4*x+3]
-			row[x] = 0.2126*float64(q[0]) + 0.7152*float64(q[1]) + 0.0722*float64(q[2])
-		}
+		row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:w]
 		t := tmp[y*side : (y+1)*side]
 		for i, sp := range xs {
 			var s float64
 			for j, wt := range sp.w {
-				s += row[sp.first+j] * wt
+				s += float64(row[sp.first+j]) * wt
 			}
 			t[i] = s
 		}

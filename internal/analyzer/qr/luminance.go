@@ -3,6 +3,7 @@ package qr
 import (
 	"errors"
 	"image"
+	"image/draw"
 
 	"github.com/makiuchi-d/gozxing"
 
@@ -33,49 +34,18 @@ func sharedLuminance(g *image.Gray) *luminance {
 	return &luminance{pix: g.Pix[:b.Dx()*b.Dy()], w: b.Dx(), h: b.Dy(), shared: true}
 }
 
-// newLuminance converts m to luma with ZXing's weights, (R + 2G + B) / 4,
-// as analyzer.LumaOf does, or takes the Y plane of a YCbCr image as is.
+// newLuminance returns the luma of m as analyzer.LumaOf computes it (the
+// plane a job's analyzers share), converting m to RGBA first when it is
+// another type.
 func newLuminance(m image.Image) *luminance {
 	b := m.Bounds()
-	w, h := b.Dx(), b.Dy()
-	l := &luminance{pix: make([]byte, w*h), w: w, h: h}
-	switch m := m.(type) {
-	case *image.RGBA:
-		g := analyzer.LumaOf(m)
-		for y := range h {
-			copy(l.pix[y*w:(y+1)*w], g.Pix[y*g.Stride:])
-		}
-	case *image.NRGBA:
-		for y := range h {
-			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):]
-			dst := l.pix[y*w : (y+1)*w]
-			for x := range dst {
-				p := row[4*x : 4*x+4 : 4*x+4]
-				v := (uint(p[0]) + 2*uint(p[1]) + uint(p[2])) >> 2
-				// Transparent pixels are read as lying on white.
-				dst[x] = byte((v*uint(p[3]) + 255*(255-uint(p[3]))) / 255)
-			}
-		}
-	case *image.Gray:
-		for y := range h {
-			copy(l.pix[y*w:(y+1)*w], m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):])
-		}
-	case *image.YCbCr:
-		for y := range h {
-			copy(l.pix[y*w:(y+1)*w], m.Y[m.YOffset(b.Min.X, b.Min.Y+y):])
-		}
-	default:
-		i := 0
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				r, g, bl, a := m.At(x, y).RGBA()
-				v := (r + 2*g + bl) >> 2 // 16-bit luma of the premultiplied colour
-				l.pix[i] = byte((v + (0xffff - a)) >> 8)
-				i++
-			}
-		}
+	rgba, ok := m.(*image.RGBA)
+	if !ok {
+		rgba = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		draw.Draw(rgba, rgba.Bounds(), m, b.Min, draw.Src)
 	}
-	return l
+	g := analyzer.LumaOf(rgba)
+	return &luminance{pix: g.Pix, w: b.Dx(), h: b.Dy()}
 }
 
 // GetRow returns row y, in row when it is long enough.

@@ -409,7 +409,7 @@ func TestLuminance(t *testing.T) {
 	for i, v := range got {
 		x, y := 1+i%99, 1+i/99
 		p := odd.RGBAAt(x, y)
-		if want := byte((uint(p.R)+2*uint(p.G)+uint(p.B))>>2 + 255 - uint(p.A)); v != want {
+		if want := byte((54*uint(p.R)+183*uint(p.G)+19*uint(p.B)+128)>>8 + 255 - uint(p.A)); v != want {
 			t.Fatalf("luminance at (%d, %d) of %v = %d; want %d", x, y, p, v, want)
 		}
 	}

@@ -5,11 +5,10 @@
 // Every measure except resolution is taken on a shared grey copy whose
 // longer side is at most 1000 pixels, so the figures are comparable between
 // a 1 MP and a 12 MP upload of the same scene. Grey is the luma the job's
-// analyzers share (analyzer.Image.Luma): (R + 2G + B) / 4, which qr reads
-// too, so that one pass over the pixels serves both. It differs from the
-// Rec. 601 luma OpenCV's cvtColor gives by a few levels on saturated
-// colours and not at all on greys; the measures and verdicts are tuned on
-// it (see DefaultBlurThreshold).
+// analyzers share (analyzer.Image.Luma, read by qr and phash too, so one
+// pass over the pixels serves all three): Rec. 709 weights in 8-bit fixed
+// point. OpenCV's cvtColor uses Rec. 601's; the difference is a few levels
+// on saturated colours and none on greys.
 package quality
 
 import (
@@ -27,9 +26,9 @@ import (
 const (
 	// DefaultBlurThreshold is the Laplacian variance under which a photo is
 	// blurry; it is also the figure commonly used with OpenCV. On the 13
-	// photos of .deps/testdata the sharp originals score 336 to 10,800 and
-	// the same photos blurred with a Gaussian of σ = 2 px score 2.6 to 19,
-	// so it separates them with a margin of 3.4× above and 5.3× below
+	// photos of .deps/testdata the sharp originals score 339 to 12,800 and
+	// the same photos blurred with a Gaussian of σ = 2 px score 2.7 to 21,
+	// so it separates them with a margin of 3.4× above and 4.7× below
 	// (TestBlurSeparation prints them).
 	DefaultBlurThreshold = 100
 	// DefaultClipShare is the share of near-black (near-white) pixels at or
