@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/image/draw"
 
+	"github.com/glimpse-oss/glimpse/internal/analyzer/kernel"
 	"github.com/glimpse-oss/glimpse/internal/imagedata"
 	"github.com/glimpse-oss/glimpse/internal/job"
 )
@@ -191,34 +192,9 @@ func LumaOf(m *image.RGBA) *image.Gray {
 	r := m.Bounds()
 	g := image.NewGray(image.Rect(0, 0, r.Dx(), r.Dy()))
 	for y := range r.Dy() {
-		kernels.luma(g.Pix[y*g.Stride:y*g.Stride+r.Dx()], m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):])
+		kernel.Luma(g.Pix[y*g.Stride:y*g.Stride+r.Dx()], m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):])
 	}
 	return g
-}
-
-// rgbaLumaGo writes the luma of the premultiplied RGBA pixels of row into
-// dst, one per byte of dst: (54R + 183G + 19B + 128) / 256 + 255 - A. It
-// works on two pixels at a time, each channel in a 16-bit lane of a 64-bit
-// word (a weighted sum stays below 256·255).
-func rgbaLumaGo(dst, row []uint8) {
-	const (
-		bytes = 0x00ff00ff00ff00ff
-		lanes = 0x0000ffff0000ffff // lanes 0 and 2: one per pixel
-		half  = 0x0000008000000080
-		white = 0x000000ff000000ff
-	)
-	x := 0
-	for ; x+2 <= len(dst); x += 2 {
-		v := binary.LittleEndian.Uint64(row[4*x:])
-		e, o := v&bytes, v>>8&bytes // red, blue, red, blue; green, alpha, green, alpha
-		sum := 54*(e&lanes) + 183*(o&lanes) + 19*(e>>16&lanes) + half
-		l := sum>>8&lanes + white - o>>16&lanes
-		dst[x], dst[x+1] = byte(l), byte(l>>32)
-	}
-	if x < len(dst) {
-		p := row[4*x : 4*x+4 : 4*x+4]
-		dst[x] = byte((54*uint(p[0])+183*uint(p[1])+19*uint(p[2])+128)>>8 + 255 - uint(p[3]))
-	}
 }
 
 // fitSize is the size of a w×h image scaled so that its longer side is
@@ -278,8 +254,7 @@ func areaSpans(n, m int) []span {
 // axis, so a flat image stays flat.
 //
 // It filters vertically first, each output row the weighted sum of its
-// source rows, then horizontally (see resizeRowGo; kernels.resizeRow may
-// run the same arithmetic in C).
+// source rows, then horizontally, in fixed point (kernel.ResizeRow).
 func areaResize(src *image.RGBA, w, h int) *image.RGBA {
 	sw, sh := src.Bounds().Dx(), src.Bounds().Dy()
 	xs, ys := areaSpans(sw, w), areaSpans(sh, h)
@@ -287,113 +262,33 @@ func areaResize(src *image.RGBA, w, h int) *image.RGBA {
 		return areaResizeAny(src, w, h)
 	}
 	// Horizontal taps; unused taps read the first pixel with weight 0.
-	hx := make([]htap, w)
+	row := kernel.ResizeRow{Idx: make([]int32, 3*w), Wt: make([]uint32, 3*w)}
 	for x, sp := range xs {
 		ws := fixedWeights(sp.weights, 1<<15)
 		for k := range 3 {
-			hx[x].i[k] = int32(sp.first)
+			row.Idx[3*x+k] = int32(sp.first)
 			if k < len(ws) {
-				hx[x].i[k] += int32(k)
-				hx[x].wt[k] = uint64(ws[k])
+				row.Idx[3*x+k] += int32(k)
+				row.Wt[3*x+k] = ws[k]
 			}
 		}
 	}
 	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	rs := resizeRows{src: src, dst: dst, hx: hx}
 	for oy, sp := range ys {
 		ws := fixedWeights(sp.weights, 1<<8)
 		for k := range 3 {
-			rs.rows[k] = sp.first
-			rs.wy[k] = 0
+			j := sp.first
+			row.W[k] = 0
 			if k < len(ws) {
-				rs.rows[k] += k
-				rs.wy[k] = uint64(ws[k])
+				j += k
+				row.W[k] = ws[k]
 			}
+			row.Rows[k] = src.Pix[j*src.Stride : j*src.Stride+4*sw]
 		}
-		kernels.resizeRow(&rs, oy)
+		row.Out = dst.Pix[oy*dst.Stride : oy*dst.Stride+4*w]
+		row.Filter()
 	}
 	return dst
-}
-
-// htap is one output pixel's horizontal taps in areaResize: three source
-// pixels (unused ones read the first with weight 0) and their 15-bit
-// weights.
-type htap struct {
-	i  [3]int32
-	wt [3]uint64
-}
-
-// resizeRows is the state of areaResize for its row kernel: the images,
-// the horizontal taps, and the current output row's three source rows and
-// 8-bit vertical weights (summing to 256).
-type resizeRows struct {
-	src, dst *image.RGBA
-	hx       []htap
-	rows     [3]int
-	wy       [3]uint64
-	tmp      []uint64
-	// For the C kernel: the taps as flat arrays, and its scratch row.
-	cidx []int32
-	cwt  []uint32
-	ctmp []uint16
-}
-
-// resizeRowGo filters output row oy of areaResize: vertically, each source
-// pixel's channels the weighted sum of its three rows (value·256), then
-// horizontally, each output channel (Σ weight·value + 2²²) >> 23.
-//
-// Both passes work on several channels in one 64-bit integer: the vertical
-// one on four 16-bit lanes (8-bit weights summing to 256, so a lane holds
-// at most 255·256), the horizontal one on two 32-bit lanes (red and blue,
-// green and alpha; 15-bit weights on those 16-bit values, so a lane stays
-// below 2³¹).
-func resizeRowGo(rs *resizeRows, oy int) {
-	src, sw, w := rs.src, rs.src.Bounds().Dx(), len(rs.hx)
-	if len(rs.tmp) < 2*sw {
-		rs.tmp = make([]uint64, 2*sw)
-	}
-	tmp, wy := rs.tmp, rs.wy
-	var rows [3][]uint8
-	for k, j := range rs.rows {
-		rows[k] = src.Pix[j*src.Stride : j*src.Stride+4*sw]
-	}
-	const bytes = 0x00ff00ff00ff00ff
-	r0, r1, r2 := rows[0], rows[1][:len(rows[0])], rows[2][:len(rows[0])]
-	// Two pixels at a time: e holds their red and blue, o their green
-	// and alpha, each in a 16-bit lane.
-	x := 0
-	for ; x+2 <= sw; x += 2 {
-		v0 := binary.LittleEndian.Uint64(r0[4*x:])
-		v1 := binary.LittleEndian.Uint64(r1[4*x:])
-		v2 := binary.LittleEndian.Uint64(r2[4*x:])
-		e := wy[0]*(v0&bytes) + wy[1]*(v1&bytes) + wy[2]*(v2&bytes)
-		o := wy[0]*(v0>>8&bytes) + wy[1]*(v1>>8&bytes) + wy[2]*(v2>>8&bytes)
-		t := tmp[2*x : 2*x+4 : 2*x+4]
-		t[0] = e&0xffff | (e&0xffff0000)<<16
-		t[1] = o&0xffff | (o&0xffff0000)<<16
-		t[2] = (e>>32)&0xffff | (e>>48)<<32
-		t[3] = (o>>32)&0xffff | (o>>48)<<32
-	}
-	if x < sw {
-		var p [4]uint64
-		for c := range 4 {
-			i := 4*x + c
-			p[c] = wy[0]*uint64(r0[i]) + wy[1]*uint64(r1[i]) + wy[2]*uint64(r2[i])
-		}
-		tmp[2*x], tmp[2*x+1] = p[0]|p[2]<<32, p[1]|p[3]<<32
-	}
-	out := rs.dst.Pix[oy*rs.dst.Stride : oy*rs.dst.Stride+4*w]
-	const round = 1<<22 | 1<<54
-	for x := range w {
-		tp := &rs.hx[x]
-		p0 := tmp[2*tp.i[0] : 2*tp.i[0]+2 : 2*tp.i[0]+2]
-		p1 := tmp[2*tp.i[1] : 2*tp.i[1]+2 : 2*tp.i[1]+2]
-		p2 := tmp[2*tp.i[2] : 2*tp.i[2]+2 : 2*tp.i[2]+2]
-		rb := tp.wt[0]*p0[0] + tp.wt[1]*p1[0] + tp.wt[2]*p2[0] + round
-		ga := tp.wt[0]*p0[1] + tp.wt[1]*p1[1] + tp.wt[2]*p2[1] + round
-		o := out[4*x : 4*x+4 : 4*x+4]
-		o[0], o[1], o[2], o[3] = uint8(rb>>23), uint8(ga>>23), uint8(rb>>55), uint8(ga>>55)
-	}
 }
 
 func maxTaps(spans []span) int {

@@ -8,7 +8,6 @@ import (
 	"image/color"
 	"math"
 	"math/rand/v2"
-	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -393,50 +392,5 @@ func TestLuma(t *testing.T) {
 	img := NewImage("img_test", nil, &imagedata.Image{Header: imagedata.Header{Width: 5, Height: 2, Orientation: 1}, Image: m})
 	if a, b := img.Luma(0), img.Luma(10); a != b {
 		t.Error("Luma(0) and Luma(10) of a 5×2 image are different planes; want the one shared plane")
-	}
-}
-
-// TestKernelsMatchGo checks that the pixel kernels in use (C where the
-// build has cgo on amd64) give exactly the bytes of the Go code, on random
-// pixels of every opacity at sizes that exercise every tail.
-func TestKernelsMatchGo(t *testing.T) {
-	if reflect.ValueOf(kernels.luma).Pointer() == reflect.ValueOf(goKernels.luma).Pointer() {
-		t.Skip("this build runs the Go kernels themselves")
-	}
-	r := rand.New(rand.NewPCG(3, 4))
-	for _, size := range [][2]int{{1, 1}, {2, 3}, {7, 5}, {101, 37}, {1155, 866}} {
-		src := image.NewRGBA(image.Rect(0, 0, size[0], size[1]))
-		for i := 0; i < len(src.Pix); i += 4 {
-			a := uint8(r.IntN(256))
-			if r.IntN(4) > 0 {
-				a = 255
-			}
-			for c := range 3 {
-				src.Pix[i+c] = uint8(r.IntN(int(a) + 1)) // premultiplied
-			}
-			src.Pix[i+3] = a
-		}
-		for y := range size[1] {
-			row := src.Pix[y*src.Stride:]
-			got, want := make([]uint8, size[0]), make([]uint8, size[0])
-			kernels.luma(got, row)
-			goKernels.luma(want, row)
-			if !slices.Equal(got, want) {
-				t.Fatalf("%v row %d: luma kernel = %v; Go = %v", size, y, got, want)
-			}
-		}
-		for _, out := range [][2]int{{max(1, size[0]*2/3), max(1, size[1]*2/3)}, {max(1, size[0]-1), size[1]}, {640, 480}} {
-			if out[0] > size[0] || out[1] > size[1] || out[0]*2 <= size[0] || out[1]*2 <= size[1] {
-				continue // areaResize takes factors below 2
-			}
-			got := areaResize(src, out[0], out[1])
-			was := kernels
-			kernels = goKernels
-			want := areaResize(src, out[0], out[1])
-			kernels = was
-			if !slices.Equal(got.Pix, want.Pix) {
-				t.Errorf("%v → %v: resize kernel differs from Go", size, out)
-			}
-		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	pigo "github.com/esimov/pigo/core"
 
 	"github.com/glimpse-oss/glimpse/internal/analyzer"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/kernel"
 	"github.com/glimpse-oss/glimpse/internal/job"
 )
 
@@ -252,13 +253,7 @@ func grey(m *image.RGBA) []uint8 {
 	w, h := r.Dx(), r.Dy()
 	out := make([]uint8, w*h)
 	for y := range h {
-		row := m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):]
-		dst := out[y*w : (y+1)*w]
-		for x := range dst {
-			p := row[4*x : 4*x+3 : 4*x+3]
-			// 19595 + 38470 + 7471 = 65536: the weights 0.299, 0.587, 0.114.
-			dst[x] = uint8((19595*uint32(p[0]) + 38470*uint32(p[1]) + 7471*uint32(p[2]) + 1<<15) >> 16)
-		}
+		kernel.Grey601(out[y*w:(y+1)*w], m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):])
 	}
 	return out
 }

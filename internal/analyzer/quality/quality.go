@@ -19,6 +19,7 @@ import (
 	"math"
 
 	"github.com/glimpse-oss/glimpse/internal/analyzer"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/kernel"
 	"github.com/glimpse-oss/glimpse/internal/job"
 )
 
@@ -184,18 +185,7 @@ func laplacianVariance(g []uint8, w, h int) float64 {
 	if w < 3 || h < 3 {
 		return 0
 	}
-	var sum, sum2 int64
-	for y := 1; y < h-1; y++ {
-		up, row, down := g[(y-1)*w:y*w], g[y*w:(y+1)*w], g[(y+1)*w:(y+2)*w]
-		var s, s2 int64
-		for x := 1; x < w-1; x++ {
-			l := int64(up[x]) + int64(down[x]) + int64(row[x-1]) + int64(row[x+1]) - 4*int64(row[x])
-			s += l
-			s2 += l * l
-		}
-		sum += s
-		sum2 += s2
-	}
+	sum, sum2 := kernel.Laplacian(g, w, h)
 	n := float64((w - 2) * (h - 2))
 	mean := float64(sum) / n
 	return max(float64(sum2)/n-mean*mean, 0)

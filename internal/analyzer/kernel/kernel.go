@@ -1,0 +1,86 @@
+// Package kernel holds the inner loops over pixels that the analyzers share:
+// luma, grey, the Laplacian's sums and a row of the area resize. Where the
+// build has cgo on amd64 they run as C compiled three times, for AVX-512,
+// AVX2 and the baseline, the loader picking the one the processor runs
+// (kernel_cgo.go); elsewhere they run as the Go functions of kernel_go.go.
+// Both give the same bytes, integer for integer: the tests compare them.
+package kernel
+
+// impl is the set of implementations in use; cgoKernels says whether it
+// is the C one.
+var (
+	impl       = goImpl
+	cgoKernels bool
+)
+
+// kernels is a set of implementations of the loops.
+type kernels struct {
+	luma      func(dst, row []uint8)
+	grey601   func(dst, row []uint8)
+	laplacian func(g []uint8, w, h int) (sum, sum2 int64)
+	resizeRow func(r *ResizeRow)
+}
+
+var goImpl = kernels{luma: lumaGo, grey601: grey601Go, laplacian: laplacianGo, resizeRow: resizeRowGo}
+
+// Luma writes the luma of the premultiplied RGBA pixels of row into dst,
+// one per byte of dst, composited over white: (54R + 183G + 19B + 128) /
+// 256 + 255 - A, Rec. 709's weights in 8-bit fixed point. Row must hold
+// 4·len(dst) bytes.
+func Luma(dst, row []uint8) {
+	_ = row[:4*len(dst)]
+	impl.luma(dst, row)
+}
+
+// Grey601 writes the Rec. 601 luma of the RGBA pixels of row into dst, one
+// per byte of dst, alpha ignored: (19595R + 38470G + 7471B + 2¹⁵) / 2¹⁶,
+// as pigo converts. Row must hold 4·len(dst) bytes.
+func Grey601(dst, row []uint8) {
+	_ = row[:4*len(dst)]
+	impl.grey601(dst, row)
+}
+
+// Laplacian returns the sum and the sum of squares of the 4-neighbour
+// Laplacian (up + down + left + right - 4·centre) over the interior pixels
+// of the w×h grey plane g (stride w); zero when w or h is below 3.
+func Laplacian(g []uint8, w, h int) (sum, sum2 int64) {
+	if w < 3 || h < 3 {
+		return 0, 0
+	}
+	_ = g[:w*h]
+	return impl.laplacian(g, w, h)
+}
+
+// ResizeRow is one output row of an area resize whose output pixels cover
+// at most three source pixels along each axis, in fixed point: vertically,
+// each source byte the sum of the three rows' bytes weighted W (8-bit
+// weights summing to 256), then horizontally, each output byte (Σ
+// Wt[3x+k]·value[Idx[3x+k]] + 2²²) >> 23 over the RGBA pixels the taps
+// name (15-bit weights summing to 2¹⁵).
+type ResizeRow struct {
+	Rows [3][]uint8 // the source rows, 4·SrcWidth bytes each
+	W    [3]uint32
+	Idx  []int32  // 3 per output pixel: source pixel index
+	Wt   []uint32 // 3 per output pixel
+	Out  []uint8  // 4 per output pixel
+	tmp  []uint16
+}
+
+// Filter computes r.Out.
+func (r *ResizeRow) Filter() {
+	n := len(r.Rows[0])
+	for k := range r.Rows {
+		r.Rows[k] = r.Rows[k][:n]
+	}
+	_ = r.Idx[:3*(len(r.Out)/4)]
+	_ = r.Wt[:3*(len(r.Out)/4)]
+	if len(r.tmp) < n {
+		r.tmp = make([]uint16, n)
+	}
+	for _, i := range r.Idx {
+		if i < 0 || 4*int(i) >= n {
+			panic("kernel: resize tap outside the row")
+		}
+	}
+	impl.resizeRow(r)
+}
