@@ -15,13 +15,15 @@ var (
 
 // kernels is a set of implementations of the loops.
 type kernels struct {
-	luma      func(dst, row []uint8)
-	grey601   func(dst, row []uint8)
-	laplacian func(g []uint8, w, h int) (sum, sum2 int64)
-	resizeRow func(r *ResizeRow)
+	blockStats func(pix []uint8, w, yoff, n int, sum []int32, lo, hi []uint8)
+	threshold  func(bits []uint32, pix, t []uint8)
+	luma       func(dst, row []uint8)
+	grey601    func(dst, row []uint8)
+	laplacian  func(g []uint8, w, h int) (sum, sum2 int64)
+	resizeRow  func(r *ResizeRow)
 }
 
-var goImpl = kernels{luma: lumaGo, grey601: grey601Go, laplacian: laplacianGo, resizeRow: resizeRowGo}
+var goImpl = kernels{blockStats: blockStatsGo, threshold: thresholdGo, luma: lumaGo, grey601: grey601Go, laplacian: laplacianGo, resizeRow: resizeRowGo}
 
 // Luma writes the luma of the premultiplied RGBA pixels of row into dst,
 // one per byte of dst, composited over white: (54R + 183G + 19B + 128) /
@@ -83,4 +85,22 @@ func (r *ResizeRow) Filter() {
 		}
 	}
 	impl.resizeRow(r)
+}
+
+// BlockStats computes, for the 8×8 blocks of the grey plane pix (stride
+// w) whose top row is yoff and whose left columns are 0, 8, 16, … (n
+// blocks), each block's sum, minimum and maximum. The blocks must lie
+// inside the plane.
+func BlockStats(pix []uint8, w, yoff, n int, sum []int32, lo, hi []uint8) {
+	_ = pix[(yoff+7)*w+8*n-1]
+	_, _, _ = sum[:n], lo[:n], hi[:n]
+	impl.blockStats(pix, w, yoff, n, sum, lo, hi)
+}
+
+// Threshold sets bit x of bits (bit x&31 of word x>>5) when pix[x] <= t[x],
+// for x below len(pix), and clears the others of those words.
+func Threshold(bits []uint32, pix, t []uint8) {
+	_ = bits[:(len(pix)+31)/32]
+	_ = t[:len(pix)]
+	impl.threshold(bits, pix, t)
 }

@@ -54,6 +54,76 @@ CLONES void glimpse_resize_row(const uint8_t *r0, const uint8_t *r1, const uint8
 		}
 	}
 }
+// glimpse_block_stats: sum, min and max of n 8×8 blocks side by side,
+// eight at a time with each byte lane following one column.
+CLONES void glimpse_block_stats(const uint8_t *pix, int w, int yoff, int n, int32_t *sum, uint8_t *lo, uint8_t *hi) {
+	const uint8_t *top = pix + (size_t)yoff * w;
+	int b = 0;
+	for (; b + 8 <= n; b += 8) {
+		uint8_t mn[64], mx[64];
+		uint16_t sm[64];
+		const uint8_t *p = top + 8 * b;
+		for (int i = 0; i < 64; i++) {
+			mn[i] = mx[i] = p[i];
+			sm[i] = p[i];
+		}
+		for (int y = 1; y < 8; y++) {
+			const uint8_t *q = p + (size_t)y * w;
+			for (int i = 0; i < 64; i++) {
+				uint8_t v = q[i];
+				mn[i] = v < mn[i] ? v : mn[i];
+				mx[i] = v > mx[i] ? v : mx[i];
+				sm[i] += v;
+			}
+		}
+		for (int k = 0; k < 8; k++) {
+			int32_t s = 0;
+			uint8_t l = 255, h = 0;
+			for (int i = 8 * k; i < 8 * k + 8; i++) {
+				s += sm[i];
+				l = mn[i] < l ? mn[i] : l;
+				h = mx[i] > h ? mx[i] : h;
+			}
+			sum[b + k] = s;
+			lo[b + k] = l;
+			hi[b + k] = h;
+		}
+	}
+	for (; b < n; b++) {
+		int32_t s = 0;
+		uint8_t l = 255, h = 0;
+		for (int y = 0; y < 8; y++) {
+			const uint8_t *q = top + (size_t)y * w + 8 * b;
+			for (int i = 0; i < 8; i++) {
+				s += q[i];
+				l = q[i] < l ? q[i] : l;
+				h = q[i] > h ? q[i] : h;
+			}
+		}
+		sum[b] = s;
+		lo[b] = l;
+		hi[b] = h;
+	}
+}
+
+// glimpse_threshold: 32 pixels per word.
+CLONES void glimpse_threshold(uint32_t *bits, const uint8_t *pix, const uint8_t *t, int n) {
+	int x = 0;
+	for (; x + 32 <= n; x += 32) {
+		uint32_t m = 0;
+		for (int i = 0; i < 32; i++) {
+			m |= (uint32_t)(pix[x + i] <= t[x + i]) << i;
+		}
+		bits[x >> 5] = m;
+	}
+	if (x < n) {
+		uint32_t m = 0;
+		for (int i = 0; x + i < n; i++) {
+			m |= (uint32_t)(pix[x + i] <= t[x + i]) << i;
+		}
+		bits[x >> 5] = m;
+	}
+}
 */
 import "C"
 
@@ -61,7 +131,7 @@ import "unsafe"
 
 func init() { impl, cgoKernels = cImpl, true }
 
-var cImpl = kernels{luma: lumaC, grey601: grey601C, laplacian: laplacianC, resizeRow: resizeRowC}
+var cImpl = kernels{blockStats: blockStatsC, threshold: thresholdC, luma: lumaC, grey601: grey601C, laplacian: laplacianC, resizeRow: resizeRowC}
 
 func u8(b []uint8) *C.uint8_t { return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b))) }
 
@@ -93,4 +163,17 @@ func resizeRowC(r *ResizeRow) {
 		(*C.uint16_t)(unsafe.Pointer(unsafe.SliceData(r.tmp))),
 		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.Idx))), (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(r.Wt))), C.int(w),
 		u8(r.Out))
+}
+
+func blockStatsC(pix []uint8, w, yoff, n int, sum []int32, lo, hi []uint8) {
+	if n > 0 {
+		C.glimpse_block_stats(u8(pix), C.int(w), C.int(yoff), C.int(n),
+			(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(sum))), u8(lo), u8(hi))
+	}
+}
+
+func thresholdC(bits []uint32, pix, t []uint8) {
+	if len(pix) > 0 {
+		C.glimpse_threshold((*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(bits))), u8(pix), u8(t), C.int(len(pix)))
+	}
 }

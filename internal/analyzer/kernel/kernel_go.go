@@ -95,3 +95,25 @@ func resizeRowGo(r *ResizeRow) {
 		o[0], o[1], o[2], o[3] = uint8(rb>>23), uint8(ga>>23), uint8(rb>>55), uint8(ga>>55)
 	}
 }
+
+func blockStatsGo(pix []uint8, w, yoff, n int, sum []int32, lo, hi []uint8) {
+	for b := range n {
+		s, l, h := int32(0), uint8(255), uint8(0)
+		for y := yoff; y < yoff+8; y++ {
+			for _, v := range pix[y*w+8*b : y*w+8*b+8] {
+				s += int32(v)
+				l, h = min(l, v), max(h, v)
+			}
+		}
+		sum[b], lo[b], hi[b] = s, l, h
+	}
+}
+
+func thresholdGo(bits []uint32, pix, t []uint8) {
+	clear(bits[:(len(pix)+31)/32])
+	for x, v := range pix {
+		if v <= t[x] {
+			bits[x>>5] |= 1 << (x & 31)
+		}
+	}
+}

@@ -56,6 +56,34 @@ func TestMatchesGo(t *testing.T) {
 		for i := range g {
 			g[i] = uint8(r.IntN(256))
 		}
+		if w >= 8 && h >= 8 {
+			n := w / 8
+			for yoff := range h - 7 {
+				var got, want [3][]uint8
+				gs, ws := make([]int32, n), make([]int32, n)
+				for k := range got {
+					got[k], want[k] = make([]uint8, n), make([]uint8, n)
+				}
+				BlockStats(g, w, yoff, n, gs, got[0], got[1])
+				withGo(func() { BlockStats(g, w, yoff, n, ws, want[0], want[1]) })
+				if !slices.Equal(gs, ws) || !slices.Equal(got[0], want[0]) || !slices.Equal(got[1], want[1]) {
+					t.Fatalf("BlockStats on %dx%d at row %d differs from the Go code", w, h, yoff)
+				}
+			}
+		}
+		th := make([]uint8, w)
+		for i := range th {
+			th[i] = uint8(r.IntN(256))
+		}
+		gotBits, wantBits := make([]uint32, (w+31)/32), make([]uint32, (w+31)/32)
+		for i := range gotBits {
+			gotBits[i], wantBits[i] = 0xdeadbeef, 0xdeadbeef
+		}
+		Threshold(gotBits, g[:w], th)
+		withGo(func() { Threshold(wantBits, g[:w], th) })
+		if !slices.Equal(gotBits, wantBits) {
+			t.Errorf("Threshold on %d pixels = %x; Go = %x", w, gotBits, wantBits)
+		}
 		s, s2 := Laplacian(g, w, h)
 		var ws, ws2 int64
 		withGo(func() { ws, ws2 = Laplacian(g, w, h) })

@@ -2,6 +2,8 @@ package qr
 
 import (
 	"github.com/makiuchi-d/gozxing"
+
+	"github.com/glimpse-oss/glimpse/internal/analyzer/kernel"
 )
 
 // binarizer is gozxing's HybridBinarizer (ZXing's local-threshold
@@ -71,22 +73,17 @@ func (b *binarizer) GetBlackMatrix() (*gozxing.BitMatrix, error) {
 	// pixel with its own block's threshold gives the same bits.
 	row := gozxing.NewBitArray(w)
 	bits := row.GetBitArray()[:(w+31)/32]
-	t := make([]int32, w) // each pixel's threshold in the current block row
+	t := make([]uint8, w) // each pixel's threshold in the current block row
 	for y := range h {
 		if by := min(y>>blockPower, subH-1); y == 0 || by != min((y-1)>>blockPower, subH-1) {
 			for bx, v := range thr[by*subW : (by+1)*subW] {
 				x0 := min(bx<<blockPower, w-blockSize)
 				for x := x0; x < x0+blockSize; x++ {
-					t[x] = v
+					t[x] = uint8(v) // a mean of black points: 0..255
 				}
 			}
 		}
-		clear(bits)
-		for x, v := range b.lum.pix[y*w : (y+1)*w] {
-			if int32(v) <= t[x] {
-				bits[x>>5] |= 1 << (x & 31)
-			}
-		}
+		kernel.Threshold(bits, b.lum.pix[y*w:(y+1)*w], t)
 		m.SetRow(y, row)
 	}
 	b.matrix = m
@@ -95,39 +92,35 @@ func (b *binarizer) GetBlackMatrix() (*gozxing.BitMatrix, error) {
 
 // blackPoints is HybridBinarizer's calculateBlackPoints: each 8×8 block's
 // black point, subH rows of subW, row-major.
+//
+// The block statistics (kernel.BlockStats) are taken over the whole block:
+// HybridBinarizer stops taking the minimum and maximum once they are more
+// than minDynamicRange apart, but then they only grow apart, so the test
+// below decides the same, and the minimum is used only when it does not
+// stop.
 func blackPoints(pix []uint8, subW, subH, w, h int) []int32 {
 	bp := make([]int32, subW*subH)
 	maxY, maxX := h-blockSize, w-blockSize
+	// The blocks start at 0, 8, 16, …; a last partial one is moved back
+	// to end at the edge, overlapping its neighbour.
+	whole := w / blockSize
+	sums := make([]int32, subW)
+	lo, hi := make([]uint8, subW), make([]uint8, subW)
 	for y := range subH {
 		yoff := min(y<<blockPower, maxY)
+		kernel.BlockStats(pix, w, yoff, whole, sums, lo, hi)
+		if whole < subW {
+			kernel.BlockStats(pix[maxX:], w, yoff, 1, sums[subW-1:], lo[subW-1:], hi[subW-1:])
+		}
 		for x := range subW {
-			xoff := min(x<<blockPower, maxX)
-			sum, lo, hi := 0, 0xff, 0
-			for yy := 0; yy < blockSize; yy++ {
-				r := pix[(yoff+yy)*w+xoff : (yoff+yy)*w+xoff+blockSize : (yoff+yy)*w+xoff+blockSize]
-				for _, v := range r {
-					p := int(v)
-					sum += p
-					lo, hi = min(lo, p), max(hi, p)
-				}
-				if hi-lo > minDynamicRange {
-					// Contrast found: the rest of the block counts only for
-					// the mean.
-					for yy++; yy < blockSize; yy++ {
-						for _, v := range pix[(yoff+yy)*w+xoff : (yoff+yy)*w+xoff+blockSize] {
-							sum += int(v)
-						}
-					}
-				}
-			}
-			avg := sum >> (2 * blockPower)
-			if hi-lo <= minDynamicRange {
+			avg := int(sums[x]) >> (2 * blockPower)
+			if l := int(lo[x]); int(hi[x])-l <= minDynamicRange {
 				// A flat block: taken for background, half its minimum,
 				// unless its neighbours' black points say it is darker.
-				avg = lo / 2
+				avg = l / 2
 				if y > 0 && x > 0 {
 					nb := (int(bp[(y-1)*subW+x]) + 2*int(bp[y*subW+x-1]) + int(bp[(y-1)*subW+x-1])) / 4
-					if lo < nb {
+					if l < nb {
 						avg = nb
 					}
 				}
