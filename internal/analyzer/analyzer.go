@@ -10,7 +10,6 @@ package analyzer
 
 import (
 	"context"
-	"encoding/binary"
 	"image"
 	"sync"
 
@@ -403,86 +402,14 @@ func toRGBA(src image.Image) *image.RGBA {
 
 // boxReduce shrinks src by the integer factor k, each output pixel the mean
 // of a k×k block (edge rows and columns that do not fill a block are
-// dropped), rounded to nearest.
-//
-// It adds the block's rows first, eight bytes at a time as four 16-bit
-// lanes of even bytes and four of odd ones (k·255 fits for k up to 257),
-// then each block's columns. For k up to 16 those add a pixel's red and
-// blue (green and alpha) as two 16-bit lanes of one word (k²·255 fits) and
-// divide by k² with a multiplication by a 33-bit reciprocal, exact for sums
-// below 2¹⁷; for larger k, one channel at a time.
+// dropped), rounded to nearest (kernel.BoxReduce).
 func boxReduce(src *image.RGBA, k int) *image.RGBA {
 	if k > 257 {
 		return boxReduceAny(src, k)
 	}
 	w, h := src.Bounds().Dx()/k, src.Bounds().Dy()/k
 	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	n := uint64(k * k)
-	inv := (uint64(1)<<33 + n - 1) / n
-	used := 4 * w * k                  // bytes of a source row that fill blocks
-	even := make([]uint64, (used+7)/8) // per 8 bytes: lanes of bytes 0, 2, 4, 6
-	odd := make([]uint64, len(even))   // and of bytes 1, 3, 5, 7
-	const bytes = 0x00ff00ff00ff00ff
-	for y := range h {
-		clear(even)
-		clear(odd)
-		for dy := range k {
-			row := src.Pix[(y*k+dy)*src.Stride:][:used]
-			j := 0
-			for ; 8*j+8 <= used; j++ {
-				v := binary.LittleEndian.Uint64(row[8*j:])
-				even[j] += v & bytes
-				odd[j] += v >> 8 & bytes
-			}
-			if 8*j < used { // an odd number of pixels: the last one alone
-				v := uint64(binary.LittleEndian.Uint32(row[8*j:]))
-				even[j] += v & bytes
-				odd[j] += v >> 8 & bytes
-			}
-		}
-		out := dst.Pix[y*dst.Stride : y*dst.Stride+4*w]
-		p := 0 // source pixel
-		for x := range w {
-			o := out[4*x : 4*x+4 : 4*x+4]
-			if k > 16 {
-				var r, g, b, a uint64
-				for range k {
-					sh := 32 * uint(p&1)
-					e, od := even[p>>1]>>sh, odd[p>>1]>>sh
-					r, b = r+e&0xffff, b+e>>16&0xffff
-					g, a = g+od&0xffff, a+od>>16&0xffff
-					p++
-				}
-				o[0], o[1], o[2], o[3] = uint8((r+n/2)/n), uint8((g+n/2)/n), uint8((b+n/2)/n), uint8((a+n/2)/n)
-				continue
-			}
-			var rb, ga uint64 // red | blue<<16, green | alpha<<16
-			if k%2 == 0 {
-				// The block starts at an even pixel: add whole words, then
-				// their two halves (a lane then holds at most k²·255).
-				var e, od uint64
-				for _, v := range even[p>>1 : (p+k)>>1] {
-					e += v
-				}
-				for _, v := range odd[p>>1 : (p+k)>>1] {
-					od += v
-				}
-				rb, ga = e&0xffffffff+e>>32, od&0xffffffff+od>>32
-				p += k
-			} else {
-				for range k {
-					sh := 32 * uint(p&1)
-					rb += even[p>>1] >> sh & 0xffffffff
-					ga += odd[p>>1] >> sh & 0xffffffff
-					p++
-				}
-			}
-			o[0] = uint8(((rb & 0xffff) + n/2) * inv >> 33)
-			o[1] = uint8(((ga & 0xffff) + n/2) * inv >> 33)
-			o[2] = uint8(((rb >> 16) + n/2) * inv >> 33)
-			o[3] = uint8(((ga >> 16) + n/2) * inv >> 33)
-		}
-	}
+	kernel.BoxReduce(dst.Pix, dst.Stride, src.Pix, src.Stride, w, h, k)
 	return dst
 }
 

@@ -6,6 +6,8 @@
 // Both give the same bytes, integer for integer: the tests compare them.
 package kernel
 
+import "unsafe"
+
 // impl is the set of implementations in use; cgoKernels says whether it
 // is the C one.
 var (
@@ -15,6 +17,7 @@ var (
 
 // kernels is a set of implementations of the loops.
 type kernels struct {
+	boxReduce  func(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int)
 	blockStats func(pix []uint8, w, yoff, n int, sum []int32, lo, hi []uint8)
 	threshold  func(bits []uint32, pix, t []uint8)
 	luma       func(dst, row []uint8)
@@ -23,7 +26,7 @@ type kernels struct {
 	resizeRow  func(r *ResizeRow)
 }
 
-var goImpl = kernels{blockStats: blockStatsGo, threshold: thresholdGo, luma: lumaGo, grey601: grey601Go, laplacian: laplacianGo, resizeRow: resizeRowGo}
+var goImpl = kernels{boxReduce: boxReduceGo, blockStats: blockStatsGo, threshold: thresholdGo, luma: lumaGo, grey601: grey601Go, laplacian: laplacianGo, resizeRow: resizeRowGo}
 
 // Luma writes the luma of the premultiplied RGBA pixels of row into dst,
 // one per byte of dst, composited over white: (54R + 183G + 19B + 128) /
@@ -66,6 +69,10 @@ type ResizeRow struct {
 	Wt   []uint32 // 3 per output pixel
 	Out  []uint8  // 4 per output pixel
 	tmp  []uint16
+	// checked is the Idx last checked to lie inside the rows, so that a
+	// resize checks its taps once, not once per row.
+	checked  []int32
+	checkedN int
 }
 
 // Filter computes r.Out.
@@ -79,10 +86,13 @@ func (r *ResizeRow) Filter() {
 	if len(r.tmp) < n {
 		r.tmp = make([]uint16, n)
 	}
-	for _, i := range r.Idx {
-		if i < 0 || 4*int(i) >= n {
-			panic("kernel: resize tap outside the row")
+	if len(r.checked) != len(r.Idx) || unsafe.SliceData(r.checked) != unsafe.SliceData(r.Idx) || r.checkedN != n {
+		for _, i := range r.Idx {
+			if i < 0 || 4*int(i) >= n {
+				panic("kernel: resize tap outside the row")
+			}
 		}
+		r.checked, r.checkedN = r.Idx, n
 	}
 	impl.resizeRow(r)
 }
@@ -103,4 +113,20 @@ func Threshold(bits []uint32, pix, t []uint8) {
 	_ = bits[:(len(pix)+31)/32]
 	_ = t[:len(pix)]
 	impl.threshold(bits, pix, t)
+}
+
+// BoxReduce shrinks the RGBA pixels of src (stride srcStride) by the
+// integer factor k, 2 ≤ k ≤ 257, into w×h pixels of dst (stride dstStride):
+// each channel of an output pixel is the mean of its k×k block, rounded to
+// nearest, (Σ + k²/2) / k².
+func BoxReduce(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int) {
+	if k < 2 || k > 257 {
+		panic("kernel: box factor outside 2..257")
+	}
+	if w <= 0 || h <= 0 {
+		return
+	}
+	_ = src[(h*k-1)*srcStride+4*w*k-1]
+	_ = dst[(h-1)*dstStride+4*w-1]
+	impl.boxReduce(dst, dstStride, src, srcStride, w, h, k)
 }

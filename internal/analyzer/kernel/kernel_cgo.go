@@ -46,12 +46,19 @@ CLONES void glimpse_resize_row(const uint8_t *r0, const uint8_t *r1, const uint8
 	for (int i = 0; i < n; i++) {
 		tmp[i] = (uint16_t)(w0 * r0[i] + w1 * r1[i] + w2 * r2[i]);
 	}
+	// A pixel's four channels in one vector.
+	typedef uint16_t v4h __attribute__((vector_size(8)));
+	typedef uint32_t v4u __attribute__((vector_size(16)));
+	typedef uint8_t v4b __attribute__((vector_size(4)));
 	for (int x = 0; x < w; x++) {
-		const uint16_t *p0 = tmp + 4 * idx[3 * x], *p1 = tmp + 4 * idx[3 * x + 1], *p2 = tmp + 4 * idx[3 * x + 2];
-		uint32_t a = wt[3 * x], b = wt[3 * x + 1], c = wt[3 * x + 2];
-		for (int ch = 0; ch < 4; ch++) {
-			out[4 * x + ch] = (uint8_t)((a * p0[ch] + b * p1[ch] + c * p2[ch] + (1u << 22)) >> 23);
-		}
+		v4h h0, h1, h2;
+		__builtin_memcpy(&h0, tmp + 4 * idx[3 * x], 8);
+		__builtin_memcpy(&h1, tmp + 4 * idx[3 * x + 1], 8);
+		__builtin_memcpy(&h2, tmp + 4 * idx[3 * x + 2], 8);
+		v4u s = __builtin_convertvector(h0, v4u) * wt[3 * x] + __builtin_convertvector(h1, v4u) * wt[3 * x + 1] +
+			__builtin_convertvector(h2, v4u) * wt[3 * x + 2] + (1u << 22);
+		v4b o = __builtin_convertvector(s >> 23, v4b);
+		__builtin_memcpy(out + 4 * x, &o, 4);
 	}
 }
 // glimpse_block_stats: sum, min and max of n 8×8 blocks side by side,
@@ -124,6 +131,38 @@ CLONES void glimpse_threshold(uint32_t *bits, const uint8_t *pix, const uint8_t 
 		bits[x >> 5] = m;
 	}
 }
+// glimpse_box_reduce: the k source rows of an output row added into acc
+// (4·w·k sums), then each block's k columns, divided by k² exactly with a
+// multiplication by ceil(2^48 / k²) (sums stay below 2^25).
+CLONES void glimpse_box_reduce(uint8_t *dst, int dstStride, const uint8_t *src, int srcStride, int w, int h, int k, uint32_t *acc) {
+	int used = 4 * w * k;
+	uint64_t n = (uint64_t)k * k, m = ((1ull << 48) + n - 1) / n;
+	uint32_t half = (uint32_t)(n / 2);
+	for (int y = 0; y < h; y++) {
+		const uint8_t *r = src + (size_t)y * k * srcStride;
+		for (int i = 0; i < used; i++) acc[i] = r[i];
+		for (int dy = 1; dy < k; dy++) {
+			r += srcStride;
+			for (int i = 0; i < used; i++) acc[i] += r[i];
+		}
+		uint8_t *o = dst + (size_t)y * dstStride;
+		for (int x = 0; x < w; x++) {
+			uint32_t s0 = half, s1 = half, s2 = half, s3 = half;
+			const uint32_t *a = acc + 4 * x * k;
+			for (int j = 0; j < k; j++) {
+				s0 += a[4 * j];
+				s1 += a[4 * j + 1];
+				s2 += a[4 * j + 2];
+				s3 += a[4 * j + 3];
+			}
+			o[4 * x] = (uint8_t)((s0 * m) >> 48);
+			o[4 * x + 1] = (uint8_t)((s1 * m) >> 48);
+			o[4 * x + 2] = (uint8_t)((s2 * m) >> 48);
+			o[4 * x + 3] = (uint8_t)((s3 * m) >> 48);
+		}
+	}
+}
+
 */
 import "C"
 
@@ -131,7 +170,7 @@ import "unsafe"
 
 func init() { impl, cgoKernels = cImpl, true }
 
-var cImpl = kernels{blockStats: blockStatsC, threshold: thresholdC, luma: lumaC, grey601: grey601C, laplacian: laplacianC, resizeRow: resizeRowC}
+var cImpl = kernels{boxReduce: boxReduceC, blockStats: blockStatsC, threshold: thresholdC, luma: lumaC, grey601: grey601C, laplacian: laplacianC, resizeRow: resizeRowC}
 
 func u8(b []uint8) *C.uint8_t { return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b))) }
 
@@ -176,4 +215,10 @@ func thresholdC(bits []uint32, pix, t []uint8) {
 	if len(pix) > 0 {
 		C.glimpse_threshold((*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(bits))), u8(pix), u8(t), C.int(len(pix)))
 	}
+}
+
+func boxReduceC(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int) {
+	acc := make([]uint32, 4*w*k)
+	C.glimpse_box_reduce(u8(dst), C.int(dstStride), u8(src), C.int(srcStride), C.int(w), C.int(h), C.int(k),
+		(*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(acc))))
 }

@@ -71,6 +71,18 @@ func TestMatchesGo(t *testing.T) {
 				}
 			}
 		}
+		for _, k := range []int{2, 3, 5, 6, 16, 17, 40} {
+			bw, bh := w/k, h/k
+			if bw == 0 || bh == 0 {
+				continue
+			}
+			got, want := make([]uint8, 4*bw*bh), make([]uint8, 4*bw*bh)
+			BoxReduce(got, 4*bw, pix, 4*w, bw, bh, k)
+			withGo(func() { BoxReduce(want, 4*bw, pix, 4*w, bw, bh, k) })
+			if !slices.Equal(got, want) {
+				t.Errorf("BoxReduce of %dx%d by %d differs from the Go code", w, h, k)
+			}
+		}
 		th := make([]uint8, w)
 		for i := range th {
 			th[i] = uint8(r.IntN(256))
