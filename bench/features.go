@@ -14,6 +14,7 @@ import (
 	"github.com/glimpse-oss/glimpse/internal/imagedata"
 	"github.com/glimpse-oss/glimpse/internal/job"
 	"github.com/glimpse-oss/glimpse/internal/models"
+	"github.com/glimpse-oss/glimpse/internal/worker"
 )
 
 // nopBlobs swallows thumbnails: the benchmark measures making them, not
@@ -120,6 +121,9 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// jobBuffers are the pixel buffers the jobs recycle, as a worker's do.
+var jobBuffers = imagedata.NewBuffers(worker.DefaultPixelBuffers)
+
 func runJob(pipe *analyzer.Pipeline, b []byte, features []job.Feature) error {
 	lim := imagedata.DefaultLimits()
 	var img *analyzer.Image
@@ -130,11 +134,13 @@ func runJob(pipe *analyzer.Pipeline, b []byte, features []job.Feature) error {
 		}
 		img = &analyzer.Image{ID: "img_bench", Bytes: b, Header: h}
 	} else {
-		dec, err := imagedata.Decode(b, lim, imagedata.DecodeOptions{MinSide: need})
+		dec, err := imagedata.Decode(b, lim, imagedata.DecodeOptions{MinSide: need, Buffers: jobBuffers})
 		if err != nil {
 			return err
 		}
 		img = analyzer.NewImage("img_bench", b, dec)
+		img.Buffers = jobBuffers
+		defer img.Release()
 	}
 	res := &job.Result{}
 	if err := pipe.Run(context.Background(), img, features, res); err != nil {

@@ -41,6 +41,7 @@ import (
 	"github.com/glimpse-oss/glimpse/internal/analyzer/classify"
 	"github.com/glimpse-oss/glimpse/internal/imagedata"
 	"github.com/glimpse-oss/glimpse/internal/models"
+	"github.com/glimpse-oss/glimpse/internal/worker"
 )
 
 func main() {
@@ -168,7 +169,8 @@ func loadBenchModel() (*models.Model, error) {
 }
 
 // inProcess is the reference: the same images through decode + preprocess +
-// inference with one classifier per core, nothing else.
+// inference with one classifier per core, nothing else (each core recycling
+// its pixel buffers, as serve's workers do).
 func inProcess(model *models.Model, images [][]byte, workers int) (rate float64, cpuPer time.Duration, err error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -185,17 +187,22 @@ func inProcess(model *models.Model, images [][]byte, workers int) (rate float64,
 				return
 			}
 			defer cls.Close()
+			// Pixel buffers recycled from one image to the next, as a
+			// worker does.
+			bufs := imagedata.NewBuffers(worker.DefaultPixelBuffers)
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(images) {
 					return
 				}
-				img, err := imagedata.Decode(images[i], imagedata.DefaultLimits(), imagedata.DecodeOptions{MinSide: cls.MinSide()})
+				img, err := imagedata.Decode(images[i], imagedata.DefaultLimits(), imagedata.DecodeOptions{MinSide: cls.MinSide(), Buffers: bufs})
 				if err != nil {
 					errc <- err
 					return
 				}
-				if _, err := cls.Classify(context.Background(), img.Image); err != nil {
+				_, err = cls.Classify(context.Background(), img.Image)
+				img.Release()
+				if err != nil {
 					errc <- err
 					return
 				}

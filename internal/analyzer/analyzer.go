@@ -66,7 +66,12 @@ type Image struct {
 	// Pixels is the decoded image in display orientation. It may be smaller
 	// than the display size when the decoder scaled it (see Scale).
 	Pixels image.Image
+	// Buffers, when set before the analyzers run, provides the buffers of
+	// the working copies Fit and Luma make; Release gives them back, with
+	// the decoded pixels' own.
+	Buffers *imagedata.Buffers
 
+	dec   *imagedata.Image
 	mu    sync.Mutex
 	fits  map[fitKey]*fitEntry
 	lumas map[int]*lumaEntry
@@ -84,7 +89,40 @@ type lumaEntry struct {
 
 // NewImage wraps a decoded image.
 func NewImage(id string, b []byte, dec *imagedata.Image) *Image {
-	return &Image{ID: id, Bytes: b, Header: dec.Header, Pixels: dec.Image}
+	return &Image{ID: id, Bytes: b, Header: dec.Header, Pixels: dec.Image, dec: dec}
+}
+
+// Release gives the buffers of the working copies back to Buffers, and the
+// decoded pixels' to theirs (imagedata.Image.Release), once the analyzers
+// are done: nothing may use the image afterwards.
+func (im *Image) Release() {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	pixels := im.Pixels
+	var own []byte
+	if m, ok := pixels.(*image.RGBA); ok {
+		own = m.Pix
+	}
+	for _, e := range im.fits {
+		if e.img != nil && !sameBuffer(e.img.Pix, own) {
+			im.Buffers.Put(e.img.Pix)
+		}
+	}
+	for _, e := range im.lumas {
+		if e.img != nil {
+			im.Buffers.Put(e.img.Pix)
+		}
+	}
+	im.fits, im.lumas, im.Pixels = nil, nil, nil
+	if im.dec != nil {
+		im.dec.Release()
+		im.dec = nil
+	}
+}
+
+// sameBuffer reports whether a and b share their first byte.
+func sameBuffer(a, b []byte) bool {
+	return len(a) > 0 && len(b) > 0 && &a[0] == &b[0]
 }
 
 // DisplaySize is the image's full size after orientation, whatever size it
@@ -148,13 +186,13 @@ func (im *Image) fit(maxSide int, fromSmall bool) *image.RGBA {
 	e.once.Do(func() {
 		switch {
 		case maxSide == 0:
-			e.img = toRGBA(im.Pixels)
+			e.img = toRGBA(im.Pixels, im.Buffers)
 		case fromSmall:
 			w, h := fitSize(b.Dx(), b.Dy(), maxSide)
-			e.img = fit(im.fit(SmallSide, false), w, h)
+			e.img = fit(im.fit(SmallSide, false), w, h, im.Buffers)
 		default:
 			w, h := fitSize(b.Dx(), b.Dy(), maxSide)
-			e.img = fit(im.fit(0, false), w, h)
+			e.img = fit(im.fit(0, false), w, h, im.Buffers)
 		}
 	})
 	return e.img
@@ -182,14 +220,17 @@ func (im *Image) Luma(maxSide int) *image.Gray {
 		im.lumas[maxSide] = e
 	}
 	im.mu.Unlock()
-	e.once.Do(func() { e.img = LumaOf(im.Fit(maxSide)) })
+	e.once.Do(func() { e.img = lumaOf(im.Fit(maxSide), im.Buffers) })
 	return e.img
 }
 
 // LumaOf returns the luma of m as Luma computes it.
-func LumaOf(m *image.RGBA) *image.Gray {
+func LumaOf(m *image.RGBA) *image.Gray { return lumaOf(m, nil) }
+
+// lumaOf is LumaOf into a buffer from bufs.
+func lumaOf(m *image.RGBA, bufs *imagedata.Buffers) *image.Gray {
 	r := m.Bounds()
-	g := image.NewGray(image.Rect(0, 0, r.Dx(), r.Dy()))
+	g := bufs.Gray(r) // every pixel is written
 	for y := range r.Dy() {
 		kernel.Luma(g.Pix[y*g.Stride:y*g.Stride+r.Dx()], m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):])
 	}
@@ -208,15 +249,24 @@ func fitSize(w, h, maxSide int) (int, int) {
 // fit shrinks src, an RGBA image with its origin at (0,0), to w×h: it
 // averages k×k blocks first, then takes the last factor, below 2, with an
 // area filter too, so nothing aliases.
-func fit(src *image.RGBA, w, h int) *image.RGBA {
+//
+// Its result, and its intermediate copy, take their buffers from bufs
+// (which may be nil); the intermediate goes back there.
+func fit(src *image.RGBA, w, h int, bufs *imagedata.Buffers) *image.RGBA {
 	w, h = min(w, src.Bounds().Dx()), min(h, src.Bounds().Dy())
 	if k := min(src.Bounds().Dx()/w, src.Bounds().Dy()/h); k >= 2 {
-		src = boxReduce(src, k)
+		reduced := boxReduce(src, k, bufs)
+		if reduced.Bounds().Dx() == w && reduced.Bounds().Dy() == h {
+			return reduced
+		}
+		out := areaResize(reduced, w, h, bufs)
+		bufs.Put(reduced.Pix)
+		return out
 	}
 	if src.Bounds().Dx() == w && src.Bounds().Dy() == h {
 		return src
 	}
-	return areaResize(src, w, h)
+	return areaResize(src, w, h, bufs)
 }
 
 // span is the source range one output pixel covers and each source pixel's
@@ -254,7 +304,7 @@ func areaSpans(n, m int) []span {
 //
 // It filters vertically first, each output row the weighted sum of its
 // source rows, then horizontally, in fixed point (kernel.ResizeRow).
-func areaResize(src *image.RGBA, w, h int) *image.RGBA {
+func areaResize(src *image.RGBA, w, h int, bufs *imagedata.Buffers) *image.RGBA {
 	sw, sh := src.Bounds().Dx(), src.Bounds().Dy()
 	xs, ys := areaSpans(sw, w), areaSpans(sh, h)
 	if maxTaps(xs) > 3 || maxTaps(ys) > 3 {
@@ -272,7 +322,7 @@ func areaResize(src *image.RGBA, w, h int) *image.RGBA {
 			}
 		}
 	}
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	dst := bufs.RGBA(image.Rect(0, 0, w, h)) // every row is written
 	for oy, sp := range ys {
 		ws := fixedWeights(sp.weights, 1<<8)
 		for k := range 3 {
@@ -390,12 +440,12 @@ func areaResizeAny(src *image.RGBA, w, h int) *image.RGBA {
 
 // toRGBA returns src as an *image.RGBA with its origin at (0,0), converting
 // only when it is not one already.
-func toRGBA(src image.Image) *image.RGBA {
+func toRGBA(src image.Image, bufs *imagedata.Buffers) *image.RGBA {
 	b := src.Bounds()
 	if rgba, ok := src.(*image.RGBA); ok && b.Min == (image.Point{}) {
 		return rgba
 	}
-	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	dst := bufs.RGBA(image.Rect(0, 0, b.Dx(), b.Dy())) // draw.Src writes every pixel
 	draw.Draw(dst, dst.Bounds(), src, b.Min, draw.Src)
 	return dst
 }
@@ -403,12 +453,12 @@ func toRGBA(src image.Image) *image.RGBA {
 // boxReduce shrinks src by the integer factor k, each output pixel the mean
 // of a k×k block (edge rows and columns that do not fill a block are
 // dropped), rounded to nearest (kernel.BoxReduce).
-func boxReduce(src *image.RGBA, k int) *image.RGBA {
+func boxReduce(src *image.RGBA, k int, bufs *imagedata.Buffers) *image.RGBA {
 	if k > 257 {
 		return boxReduceAny(src, k)
 	}
 	w, h := src.Bounds().Dx()/k, src.Bounds().Dy()/k
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	dst := bufs.RGBA(image.Rect(0, 0, w, h)) // every pixel is written
 	kernel.BoxReduce(dst.Pix, dst.Stride, src.Pix, src.Stride, w, h, k)
 	return dst
 }

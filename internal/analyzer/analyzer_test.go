@@ -283,7 +283,7 @@ func BenchmarkFit(b *testing.B) {
 		w, h := fitSize(tc.w, tc.h, tc.side)
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
-				fit(src, w, h)
+				fit(src, w, h, nil)
 			}
 		})
 	}
@@ -298,7 +298,7 @@ func TestAreaResizeKeepsMean(t *testing.T) {
 			sum += float64(src.Pix[i])
 		}
 	}
-	dst := areaResize(src, 4, 3)
+	dst := areaResize(src, 4, 3, nil)
 	var got float64
 	for i := 0; i < len(dst.Pix); i += 4 {
 		got += float64(dst.Pix[i])
@@ -320,7 +320,7 @@ func TestAreaResizeMatchesReference(t *testing.T) {
 		for i := range src.Pix {
 			src.Pix[i] = uint8(r.IntN(256))
 		}
-		got, want := areaResize(src, tc.w, tc.h), areaResizeAny(src, tc.w, tc.h)
+		got, want := areaResize(src, tc.w, tc.h, nil), areaResizeAny(src, tc.w, tc.h)
 		if got.Bounds() != want.Bounds() {
 			t.Fatalf("%dx%d to %dx%d: bounds %v; want %v", tc.sw, tc.sh, tc.w, tc.h, got.Bounds(), want.Bounds())
 		}
@@ -333,7 +333,7 @@ func TestAreaResizeMatchesReference(t *testing.T) {
 		for i := range flat.Pix {
 			flat.Pix[i] = []uint8{255, 7, 128, 255}[i%4]
 		}
-		for i, v := range areaResize(flat, tc.w, tc.h).Pix {
+		for i, v := range areaResize(flat, tc.w, tc.h, nil).Pix {
 			if want := []uint8{255, 7, 128, 255}[i%4]; v != want {
 				t.Fatalf("%dx%d to %dx%d: flat byte %d = %d; want %d", tc.sw, tc.sh, tc.w, tc.h, i, v, want)
 			}
@@ -357,7 +357,7 @@ func TestBoxReduceMatchesReference(t *testing.T) {
 				src.Pix[i] = 255 // the largest sums
 			}
 		}
-		got, want := boxReduce(src, tc.k), boxReduceAny(src, tc.k)
+		got, want := boxReduce(src, tc.k, nil), boxReduceAny(src, tc.k)
 		if got.Bounds() != want.Bounds() {
 			t.Fatalf("%dx%d / %d: bounds %v; want %v", tc.w, tc.h, tc.k, got.Bounds(), want.Bounds())
 		}

@@ -76,7 +76,7 @@ func BenchmarkOrient(b *testing.B) {
 	for _, o := range []int{3, 6} {
 		b.Run(fmt.Sprintf("12MP/RGBA/%d", o), func(b *testing.B) {
 			for b.Loop() {
-				orient(m, o)
+				orient(m, o, nil)
 			}
 		})
 	}

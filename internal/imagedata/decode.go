@@ -21,6 +21,10 @@ type DecodeOptions struct {
 	// ignore it and return full size: the caller resizes anyway, and a
 	// separate downscale here would only add a pass. 0 means full size.
 	MinSide int
+	// Buffers, when set, provides the buffers of the pixels where the
+	// decoder lets Decode choose them (libjpeg-turbo's output, a rotation);
+	// Image.Release gives them back.
+	Buffers *Buffers
 }
 
 // Image is a decoded image.
@@ -34,6 +38,22 @@ type Image struct {
 	// *image.YCbCr, *image.Gray or *image.CMYK for JPEG through image/jpeg
 	// (*image.RGBA once rotated), *image.Paletted for GIF, and so on.
 	Image image.Image
+
+	// bufs holds Image's pixel buffer when it came from DecodeOptions.Buffers.
+	bufs *Buffers
+}
+
+// Release gives the pixel buffer back to the Buffers it came from, if it
+// came from one; nobody may use the pixels afterwards. Releasing twice, or
+// an Image whose pixels came from elsewhere, does nothing.
+func (im *Image) Release() {
+	if im.bufs == nil {
+		return
+	}
+	if m, ok := im.Image.(*image.RGBA); ok {
+		im.bufs.Put(m.Pix)
+	}
+	im.bufs, im.Image = nil, nil
 }
 
 // Decode checks b with [Inspect], so limits are enforced before any pixel is
@@ -44,24 +64,39 @@ func Decode(b []byte, lim Limits, opt DecodeOptions) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := decodePixels(b, h, opt)
+	m, pooled, err := decodePixels(b, h, opt)
 	if err != nil {
 		return nil, err
 	}
-	return &Image{Header: h, Image: orient(m, h.Orientation)}, nil
+	out := &Image{Header: h, Image: m}
+	if pooled {
+		out.bufs = opt.Buffers
+	}
+	if o := orient(m, h.Orientation, opt.Buffers); o != m {
+		if pooled {
+			opt.Buffers.Put(m.(*image.RGBA).Pix)
+		}
+		out.Image = o
+		out.bufs = nil
+		if _, ok := o.(*image.RGBA); ok && opt.Buffers != nil {
+			out.bufs = opt.Buffers
+		}
+	}
+	return out, nil
 }
 
 // decodePixels runs the format's decoder. A panic inside a decoder is turned
-// into ErrCorrupt: hostile input must never take the process down.
-func decodePixels(b []byte, h Header, opt DecodeOptions) (m image.Image, err error) {
+// into ErrCorrupt: hostile input must never take the process down. pooled
+// reports that m is an *image.RGBA whose buffer came from opt.Buffers.
+func decodePixels(b []byte, h Header, opt DecodeOptions) (m image.Image, pooled bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			m, err = nil, errCorrupt(h.Format, fmt.Errorf("decoder panic: %v", r))
+			m, pooled, err = nil, false, errCorrupt(h.Format, fmt.Errorf("decoder panic: %v", r))
 		}
 	}()
 	switch h.Format {
 	case JPEG:
-		m, err = decodeJPEG(b, h, opt.MinSide)
+		m, pooled, err = decodeJPEG(b, h, opt.MinSide, opt.Buffers)
 	case PNG:
 		m, err = png.Decode(bytes.NewReader(b))
 	case GIF:
@@ -69,19 +104,19 @@ func decodePixels(b []byte, h Header, opt DecodeOptions) (m image.Image, err err
 	case WebP:
 		m, err = webp.Decode(bytes.NewReader(b))
 	default:
-		return nil, errUnsupported("", nil)
+		return nil, false, errUnsupported("", nil)
 	}
 	if err != nil {
 		if _, ok := err.(*Error); ok {
-			return nil, err
+			return nil, false, err
 		}
-		return nil, classify(h.Format, err)
+		return nil, false, classify(h.Format, err)
 	}
 	// The pixels must never exceed what Inspect checked against the limits.
 	if r := m.Bounds(); r.Dx() > h.Width || r.Dy() > h.Height || r.Empty() {
-		return nil, errCorrupt(h.Format, fmt.Errorf("decoded %v, header says %dx%d", r, h.Width, h.Height))
+		return nil, false, errCorrupt(h.Format, fmt.Errorf("decoded %v, header says %dx%d", r, h.Width, h.Height))
 	}
-	return m, nil
+	return m, pooled, nil
 }
 
 // decodeJPEGStd decodes a JPEG at full size with image/jpeg.

@@ -14,8 +14,9 @@ func Backend() string { return "pure-go" }
 
 // decodeJPEG decodes at full size with image/jpeg; minSide is ignored (see
 // DecodeOptions.MinSide).
-func decodeJPEG(b []byte, _ Header, _ int) (image.Image, error) {
-	return decodeJPEGStd(b)
+func decodeJPEG(b []byte, _ Header, _ int, _ *Buffers) (m image.Image, pooled bool, err error) {
+	m, err = decodeJPEGStd(b)
+	return m, false, err
 }
 
 // compressJPEG encodes m with image/jpeg (4:2:0 chroma, as libjpeg-turbo's

@@ -26,12 +26,12 @@ func Backend() string { return "libjpeg-turbo" }
 // stays >= minSide. Whatever turbo refuses (CMYK/YCCK, corrupt or truncated
 // data, even a warning) goes to image/jpeg at full size, so this backend
 // accepts every file the pure-Go one does and reports the same errors.
-func decodeJPEG(b []byte, h Header, minSide int) (image.Image, error) {
-	m, err := turboDecode(b, h, minSide)
-	if err == nil {
-		return m, nil
+func decodeJPEG(b []byte, h Header, minSide int, bufs *Buffers) (m image.Image, pooled bool, err error) {
+	if m, err = turboDecode(b, h, minSide, bufs); err == nil {
+		return m, bufs != nil, nil
 	}
-	return decodeJPEGStd(b)
+	m, err = decodeJPEGStd(b)
+	return m, false, err
 }
 
 // tjHandle owns one libjpeg-turbo handle. The cleanup frees the handle when
@@ -67,7 +67,7 @@ var errTurbo = errors.New("libjpeg-turbo")
 // half-grey image, and cap progressive scans against CPU bombs.
 const tjFlags = C.TJFLAG_STOPONWARNING | C.TJFLAG_LIMITSCANS
 
-func turboDecode(b []byte, h Header, minSide int) (image.Image, error) {
+func turboDecode(b []byte, h Header, minSide int, bufs *Buffers) (image.Image, error) {
 	d, _ := tjPool.Get().(*tjHandle)
 	if d == nil {
 		return nil, fmt.Errorf("%w: cannot create handle", errTurbo)
@@ -89,7 +89,7 @@ func turboDecode(b []byte, h Header, minSide int) (image.Image, error) {
 		return nil, fmt.Errorf("%w: header %dx%d disagrees with %dx%d", errTurbo, w, ht, h.Width, h.Height)
 	}
 	sw, sh := scaledSize(int(w), int(ht), minSide)
-	m := image.NewRGBA(image.Rect(0, 0, sw, sh))
+	m := bufs.RGBA(image.Rect(0, 0, sw, sh)) // every pixel is written
 	rc := C.tjDecompress2(d.h, buf, size, (*C.uchar)(unsafe.Pointer(&m.Pix[0])),
 		C.int(sw), C.int(m.Stride), C.int(sh), C.TJPF_RGBA, tjFlags)
 	runtime.KeepAlive(b)

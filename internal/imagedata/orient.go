@@ -13,7 +13,9 @@ import (
 // Images with a flat Pix layout keep their type (RGBA, NRGBA, Gray, CMYK,
 // Paletted, …); anything else, notably *image.YCbCr, is converted to
 // *image.RGBA first.
-func orient(img image.Image, o int) image.Image {
+//
+// An *image.RGBA result takes its buffer from bufs (which may be nil).
+func orient(img image.Image, o int, bufs *Buffers) image.Image {
 	if o < 2 || o > 8 {
 		return img
 	}
@@ -26,7 +28,7 @@ func orient(img image.Image, o int) image.Image {
 	dr := image.Rect(0, 0, dw, dh)
 	switch src := img.(type) {
 	case *image.RGBA:
-		dst := image.NewRGBA(dr)
+		dst := bufs.RGBA(dr) // transform writes every pixel
 		transform(dst.Pix, dst.Stride, src.Pix[src.PixOffset(b.Min.X, b.Min.Y):], src.Stride, 4, sw, sh, o)
 		return dst
 	case *image.NRGBA:
@@ -62,7 +64,7 @@ func orient(img image.Image, o int) image.Image {
 	// then transform that.
 	rgba := image.NewRGBA(image.Rect(0, 0, sw, sh))
 	draw.Draw(rgba, rgba.Bounds(), img, b.Min, draw.Src)
-	return orient(rgba, o)
+	return orient(rgba, o, bufs)
 }
 
 // transform writes the sw×sh source pixels (bpp bytes each, rows stride

@@ -212,7 +212,7 @@ func TestOrientTypes(t *testing.T) {
 		for o := 1; o <= 8; o++ {
 			t.Run(fmt.Sprintf("%s/%d", name, o), func(t *testing.T) {
 				src := f()
-				got := orient(src, o)
+				got := orient(src, o, nil)
 				dw, dh := w, h
 				if o >= 5 {
 					dw, dh = h, w

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 
@@ -73,5 +74,49 @@ func TestConcurrentMatchesSequential(t *testing.T) {
 				t.Errorf("thumbnails differ (%d and %d bytes)", len(thumbs[0]), len(thumbs[1]))
 			}
 		})
+	}
+}
+
+// TestRecycledBuffersMatchFresh runs every feature on photos one after
+// another through one set of recycled pixel buffers, as a worker does, each
+// job's buffers dirty with the jobs before it, and checks each result
+// equals that of a job with fresh memory.
+func TestRecycledBuffersMatchFresh(t *testing.T) {
+	analyzertest.Need(t, "onnx runtime", classify.InitRuntime(""))
+	model, err := models.Locate("")
+	analyzertest.Need(t, "model", err)
+	blobs := &memBlobs{}
+	p, err := New(model, blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	run := func(b []byte, bufs *imagedata.Buffers) (*job.Result, []byte) {
+		t.Helper()
+		dec, err := imagedata.Decode(b, imagedata.DefaultLimits(), imagedata.DecodeOptions{MinSide: p.MinSide(job.Features), Buffers: bufs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := analyzer.NewImage("img_test", b, dec)
+		img.Buffers = bufs
+		defer img.Release()
+		res := &job.Result{}
+		if err := p.Run(context.Background(), img, job.Features, res); err != nil {
+			t.Fatal(err)
+		}
+		return res, slices.Clone(blobs.m[job.ThumbnailKey("img_test")])
+	}
+	bufs := imagedata.NewBuffers(256 << 20)
+	names := []string{"astronaut.png", "dog.jpg", "kite.jpg", "coffee.png", "horses.jpg", "dog.jpg"}
+	for _, name := range names {
+		b := testphotos.Bytes(t, name)
+		want, wantThumb := run(b, nil)
+		got, gotThumb := run(b, bufs)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: with recycled buffers %+v\nwith fresh memory %+v", name, got, want)
+		}
+		if !bytes.Equal(gotThumb, wantThumb) {
+			t.Errorf("%s: thumbnails differ", name)
+		}
 	}
 }
