@@ -18,6 +18,7 @@ var (
 // kernels is a set of implementations of the loops.
 type kernels struct {
 	boxReduce  func(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int)
+	boxGray    func(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int)
 	blockStats func(pix []uint8, w, yoff, n int, sum []int32, lo, hi []uint8)
 	threshold  func(bits []uint32, pix, t []uint8)
 	luma       func(dst, row []uint8)
@@ -26,7 +27,7 @@ type kernels struct {
 	resizeRow  func(r *ResizeRow)
 }
 
-var goImpl = kernels{boxReduce: boxReduceGo, blockStats: blockStatsGo, threshold: thresholdGo, luma: lumaGo, grey601: grey601Go, laplacian: laplacianGo, resizeRow: resizeRowGo}
+var goImpl = kernels{boxReduce: boxReduceGo, boxGray: boxGrayGo, blockStats: blockStatsGo, threshold: thresholdGo, luma: lumaGo, grey601: grey601Go, laplacian: laplacianGo, resizeRow: resizeRowGo}
 
 // Luma writes the luma of the premultiplied RGBA pixels of row into dst,
 // one per byte of dst, composited over white: (54R + 183G + 19B + 128) /
@@ -129,4 +130,18 @@ func BoxReduce(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int) 
 	_ = src[(h*k-1)*srcStride+4*w*k-1]
 	_ = dst[(h-1)*dstStride+4*w-1]
 	impl.boxReduce(dst, dstStride, src, srcStride, w, h, k)
+}
+
+// BoxReduceGray is BoxReduce for a grey image, one byte per pixel, for
+// any k ≥ 2 up to 4096.
+func BoxReduceGray(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int) {
+	if k < 2 || k > 4096 {
+		panic("kernel: box factor outside 2..4096")
+	}
+	if w <= 0 || h <= 0 {
+		return
+	}
+	_ = src[(h*k-1)*srcStride+w*k-1]
+	_ = dst[(h-1)*dstStride+w-1]
+	impl.boxGray(dst, dstStride, src, srcStride, w, h, k)
 }

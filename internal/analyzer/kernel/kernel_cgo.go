@@ -163,6 +163,27 @@ CLONES void glimpse_box_reduce(uint8_t *dst, int dstStride, const uint8_t *src, 
 	}
 }
 
+// glimpse_box_gray: grey glimpse_box_reduce; sums stay below 2^32 for
+// k ≤ 4096, and the division is a plain one (one per output pixel).
+CLONES void glimpse_box_gray(uint8_t *dst, int dstStride, const uint8_t *src, int srcStride, int w, int h, int k, uint32_t *acc) {
+	int used = w * k;
+	uint32_t n = (uint32_t)k * k, half = n / 2;
+	for (int y = 0; y < h; y++) {
+		const uint8_t *r = src + (size_t)y * k * srcStride;
+		for (int i = 0; i < used; i++) acc[i] = r[i];
+		for (int dy = 1; dy < k; dy++) {
+			r += srcStride;
+			for (int i = 0; i < used; i++) acc[i] += r[i];
+		}
+		uint8_t *o = dst + (size_t)y * dstStride;
+		for (int x = 0; x < w; x++) {
+			uint32_t s = half;
+			for (int j = 0; j < k; j++) s += acc[x * k + j];
+			o[x] = (uint8_t)(s / n);
+		}
+	}
+}
+
 */
 import "C"
 
@@ -170,7 +191,7 @@ import "unsafe"
 
 func init() { impl, cgoKernels = cImpl, true }
 
-var cImpl = kernels{boxReduce: boxReduceC, blockStats: blockStatsC, threshold: thresholdC, luma: lumaC, grey601: grey601C, laplacian: laplacianC, resizeRow: resizeRowC}
+var cImpl = kernels{boxReduce: boxReduceC, boxGray: boxGrayC, blockStats: blockStatsC, threshold: thresholdC, luma: lumaC, grey601: grey601C, laplacian: laplacianC, resizeRow: resizeRowC}
 
 func u8(b []uint8) *C.uint8_t { return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b))) }
 
@@ -220,5 +241,11 @@ func thresholdC(bits []uint32, pix, t []uint8) {
 func boxReduceC(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int) {
 	acc := make([]uint32, 4*w*k)
 	C.glimpse_box_reduce(u8(dst), C.int(dstStride), u8(src), C.int(srcStride), C.int(w), C.int(h), C.int(k),
+		(*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(acc))))
+}
+
+func boxGrayC(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int) {
+	acc := make([]uint32, w*k)
+	C.glimpse_box_gray(u8(dst), C.int(dstStride), u8(src), C.int(srcStride), C.int(w), C.int(h), C.int(k),
 		(*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(acc))))
 }

@@ -193,3 +193,25 @@ func boxReduceGo(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int
 		}
 	}
 }
+
+func boxGrayGo(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int) {
+	sums := make([]uint32, w)
+	n := uint32(k * k)
+	for oy := range h {
+		clear(sums)
+		for dy := range k {
+			row := src[(oy*k+dy)*srcStride:][:w*k]
+			for ox := range sums {
+				var s uint32
+				for _, v := range row[ox*k : ox*k+k] {
+					s += uint32(v)
+				}
+				sums[ox] += s
+			}
+		}
+		out := dst[oy*dstStride : oy*dstStride+w]
+		for ox, s := range sums {
+			out[ox] = uint8((s + n/2) / n)
+		}
+	}
+}

@@ -83,6 +83,18 @@ func TestMatchesGo(t *testing.T) {
 				t.Errorf("BoxReduce of %dx%d by %d differs from the Go code", w, h, k)
 			}
 		}
+		for _, k := range []int{2, 3, 9, 17, 40} {
+			bw, bh := w/k, h/k
+			if bw == 0 || bh == 0 {
+				continue
+			}
+			got, want := make([]uint8, bw*bh), make([]uint8, bw*bh)
+			BoxReduceGray(got, bw, g, w, bw, bh, k)
+			withGo(func() { BoxReduceGray(want, bw, g, w, bw, bh, k) })
+			if !slices.Equal(got, want) {
+				t.Errorf("BoxReduceGray of %dx%d by %d differs from the Go code", w, h, k)
+			}
+		}
 		th := make([]uint8, w)
 		for i := range th {
 			th[i] = uint8(r.IntN(256))

@@ -23,6 +23,7 @@ import (
 	"strconv"
 
 	"github.com/glimpse-oss/glimpse/internal/analyzer"
+	"github.com/glimpse-oss/glimpse/internal/analyzer/kernel"
 	"github.com/glimpse-oss/glimpse/internal/job"
 )
 
@@ -148,25 +149,7 @@ func reduce(m *image.Gray) *image.Gray {
 	}
 	ow, oh := w/k, h/k
 	out := image.NewGray(image.Rect(0, 0, ow, oh))
-	sums := make([]uint32, ow)
-	n := uint32(k * k)
-	for oy := range oh {
-		clear(sums)
-		for dy := range k {
-			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+oy*k+dy):][:ow*k]
-			for ox := range sums {
-				var s uint32
-				for _, v := range row[ox*k : ox*k+k] {
-					s += uint32(v)
-				}
-				sums[ox] += s
-			}
-		}
-		dst := out.Pix[oy*out.Stride:]
-		for ox, s := range sums {
-			dst[ox] = uint8((s + n/2) / n)
-		}
-	}
+	kernel.BoxReduceGray(out.Pix, out.Stride, m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, ow, oh, k)
 	return out
 }
 
