@@ -91,11 +91,58 @@ func parseCascade(b []byte) (*classifier, error) {
 // a vector kernel that evaluates sixteen windows at once with the same
 // arithmetic (cascade_avx512.go), about four times faster; elsewhere it
 // runs in Go, row by row (scanRow).
+//
+// The sizes are scanned in two parts, the smaller sizes on the calling
+// goroutine and the larger on another, each about half the windows: on an
+// idle core the second part runs alongside, and the detections come out in
+// the same order either way.
 func (c *classifier) scan(ctx context.Context, pix []uint8, w, h, minSize, maxSize int) ([]pigo.Detection, error) {
+	var sizes []int
+	var windows []int // cumulative windows up to each size
+	total := 0
+	for size := minSize; size <= maxSize; size = nextSize(size) {
+		step := max(int(shiftFactor*float64(size)), 1)
+		half := size/2 + 1
+		if w-half >= half && h-half >= half {
+			total += ((w-2*half)/step + 1) * ((h-2*half)/step + 1)
+		}
+		sizes = append(sizes, size)
+		windows = append(windows, total)
+	}
+	split := len(sizes)
+	for i, n := range windows {
+		if 2*n >= total {
+			split = i + 1
+			break
+		}
+	}
+	simd := c.newSIMDScan(pix, w, h)
+	var (
+		rest    []pigo.Detection
+		restErr error
+		done    = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		rest, restErr = c.scanSizes(ctx, simd.fork(), pix, w, h, sizes[split:])
+	}()
+	dets, err := c.scanSizes(ctx, simd, pix, w, h, sizes[:split])
+	<-done
+	if err == nil {
+		err = restErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return append(dets, rest...), nil
+}
+
+// scanSizes scans the windows of the given sizes, with the vector kernel
+// simd when it is not nil.
+func (c *classifier) scanSizes(ctx context.Context, simd *simdScan, pix []uint8, w, h int, sizes []int) ([]pigo.Detection, error) {
 	var dets []pigo.Detection
 	var offs []int64
-	simd := c.newSIMDScan(pix, w, h)
-	for size := minSize; size <= maxSize; size = nextSize(size) {
+	for _, size := range sizes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

@@ -194,6 +194,19 @@ func (c *classifier) newSIMDScan(pix []uint8, w, h int) *simdScan {
 	}
 }
 
+// fork returns a kernel state for another goroutine: the same image and
+// codes, scratch of its own. It is nil for a nil s.
+func (s *simdScan) fork() *simdScan {
+	if s == nil {
+		return nil
+	}
+	return &simdScan{
+		outC: make([]int32, 1024), outQ: make([]float32, 1024),
+		planes: s.planes, pred: s.pred, thr: s.thr, trees: s.trees,
+		padded: s.padded, dim: s.dim, h: s.h,
+	}
+}
+
 // size appends to dets the detections of windows of one size, as scan's
 // rows of scanRow would.
 func (s *simdScan) size(size, step, first, last, half int, dets []pigo.Detection) []pigo.Detection {

@@ -13,6 +13,8 @@ type simdScan struct{}
 // newSIMDScan returns nil: there is no vector kernel in this build.
 func (c *classifier) newSIMDScan(pix []uint8, w, h int) *simdScan { return nil }
 
+func (s *simdScan) fork() *simdScan { return nil }
+
 func (s *simdScan) size(size, step, first, last, half int, dets []pigo.Detection) []pigo.Detection {
 	panic("faces: no vector kernel in this build")
 }
