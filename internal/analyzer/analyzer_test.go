@@ -394,3 +394,51 @@ func TestLuma(t *testing.T) {
 		t.Error("Luma(0) and Luma(10) of a 5×2 image are different planes; want the one shared plane")
 	}
 }
+
+// TestCores checks an analyzer learns it may use every core of the job only
+// when it is the job's only analyzer.
+func TestCores(t *testing.T) {
+	var got []int
+	var mu sync.Mutex
+	a := &coresProbe{feature: job.FeatureLabels, got: &got, mu: &mu}
+	b := &coresProbe{feature: job.FeatureColors, got: &got, mu: &mu}
+	p, err := NewPipeline(0, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetParallel(4)
+	img := NewImage("img_test", nil, &imagedata.Image{Header: imagedata.Header{Width: 1, Height: 1}, Image: image.NewRGBA(image.Rect(0, 0, 1, 1))})
+	for _, tc := range []struct {
+		features []job.Feature
+		want     []int
+	}{
+		{[]job.Feature{job.FeatureLabels}, []int{4}},
+		{[]job.Feature{job.FeatureLabels, job.FeatureColors}, []int{1, 1}},
+	} {
+		got = nil
+		if err := p.Run(context.Background(), img, tc.features, &job.Result{}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("features %v: Cores = %v; want %v", tc.features, got, tc.want)
+		}
+	}
+	if n := Cores(context.Background()); n != 1 {
+		t.Errorf("Cores(background) = %d; want 1", n)
+	}
+}
+
+type coresProbe struct {
+	feature job.Feature
+	got     *[]int
+	mu      *sync.Mutex
+}
+
+func (c *coresProbe) Feature() job.Feature { return c.feature }
+func (c *coresProbe) MinSide() int         { return 1 }
+func (c *coresProbe) Analyze(ctx context.Context, _ *Image, _ *job.Result) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*c.got = append(*c.got, Cores(ctx))
+	return nil
+}

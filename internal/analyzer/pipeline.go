@@ -127,6 +127,11 @@ func (p *Pipeline) Run(ctx context.Context, img *Image, features []job.Feature, 
 	if n < 1 {
 		n = runtime.GOMAXPROCS(0)
 	}
+	// An analyzer alone in its job may use the cores the job would have
+	// given the others (see Cores).
+	if len(todo) == 1 {
+		ctx = WithCores(ctx, n)
+	}
 	p.runConcurrently(ctx, min(n, len(todo)), todo, img, res, errs)
 	for i, a := range todo {
 		switch err := errs[i]; {
@@ -191,6 +196,26 @@ func (p *Pipeline) runConcurrently(ctx context.Context, n int, todo []Analyzer, 
 		}()
 	}
 	wg.Wait()
+}
+
+type coresKey struct{}
+
+// WithCores returns ctx granting an analyzer n cores (see Cores), as the
+// pipeline does for a job's only analyzer.
+func WithCores(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, coresKey{}, n)
+}
+
+// Cores is how many cores an analyzer may keep busy at once with its ctx:
+// all the job's when it is the job's only analyzer, else 1, as the job's
+// other analyzers take the rest. An analyzer that can split its work uses
+// it to shorten a one-feature job without slowing the others of a larger
+// job.
+func Cores(ctx context.Context) int {
+	if n, ok := ctx.Value(coresKey{}).(int); ok && n > 1 {
+		return n
+	}
+	return 1
 }
 
 func isPanic(err error) bool {

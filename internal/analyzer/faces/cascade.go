@@ -8,6 +8,8 @@ import (
 	"math"
 
 	pigo "github.com/esimov/pigo/core"
+
+	"github.com/glimpse-oss/glimpse/internal/analyzer"
 )
 
 // classifier evaluates pigo's face cascade: a sequence of binary decision
@@ -92,10 +94,10 @@ func parseCascade(b []byte) (*classifier, error) {
 // arithmetic (cascade_avx512.go), about four times faster; elsewhere it
 // runs in Go, row by row (scanRow).
 //
-// The sizes are scanned in two parts, the smaller sizes on the calling
-// goroutine and the larger on another, each about half the windows: on an
-// idle core the second part runs alongside, and the detections come out in
-// the same order either way.
+// When ctx grants more than one core (analyzer.Cores: faces is its job's
+// only analyzer), the sizes are scanned in two parts, the smaller sizes on
+// the calling goroutine and the larger on another, each about half the
+// windows; the detections come out in the same order either way.
 func (c *classifier) scan(ctx context.Context, pix []uint8, w, h, minSize, maxSize int) ([]pigo.Detection, error) {
 	var sizes []int
 	var windows []int // cumulative windows up to each size
@@ -109,6 +111,10 @@ func (c *classifier) scan(ctx context.Context, pix []uint8, w, h, minSize, maxSi
 		sizes = append(sizes, size)
 		windows = append(windows, total)
 	}
+	simd := c.newSIMDScan(pix, w, h)
+	if analyzer.Cores(ctx) < 2 {
+		return c.scanSizes(ctx, simd, pix, w, h, sizes)
+	}
 	split := len(sizes)
 	for i, n := range windows {
 		if 2*n >= total {
@@ -116,7 +122,6 @@ func (c *classifier) scan(ctx context.Context, pix []uint8, w, h, minSize, maxSi
 			break
 		}
 	}
-	simd := c.newSIMDScan(pix, w, h)
 	var (
 		rest    []pigo.Detection
 		restErr error

@@ -116,6 +116,14 @@ func TestVectorKernelMatchesGo(t *testing.T) {
 			if !slices.Equal(got[1], got[0]) {
 				t.Errorf("%s (mirrored %v): kernel finds %d detections %v; Go finds %d %v", name, mirror, len(got[1]), got[1], len(got[0]), got[0])
 			}
+			// Split over two goroutines, as for a job of faces alone.
+			split, err := cls.scan(analyzer.WithCores(context.Background(), 2), pix, w, h, minWindow, min(w, h))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(split, got[1]) {
+				t.Errorf("%s (mirrored %v): the split scan finds %d detections %v; in one piece %d %v", name, mirror, len(split), split, len(got[1]), got[1])
+			}
 			total += len(got[0])
 		}
 	}
