@@ -136,14 +136,19 @@ var cosTable = func() []float64 {
 	return t
 }()
 
-// reduce returns m shrunk by the largest whole factor k that keeps its
-// longer side at least workSide (m itself when k < 2), each pixel the
-// rounded mean of a k×k block; edge rows and columns that do not fill a
-// block are dropped.
+// reduce returns m shrunk by a whole factor k, each pixel the rounded mean
+// of a k×k block (edge rows and columns that do not fill a block are
+// dropped): the largest k that leaves at least the copy a workSide-long fit
+// of m would be along both sides (so a very long, thin image keeps its thin
+// side, and k never exceeds it), and m itself when that is below 2.
 func reduce(m *image.Gray) *image.Gray {
 	b := m.Bounds()
 	w, h := b.Dx(), b.Dy()
-	k := max(w, h) / workSide
+	tw, th := workSide, max(1, (h*workSide+w/2)/max(w, 1))
+	if h > w {
+		tw, th = max(1, (w*workSide+h/2)/h), workSide
+	}
+	k := min(w/tw, h/th, maxBox)
 	if k < 2 {
 		return m
 	}
@@ -152,6 +157,10 @@ func reduce(m *image.Gray) *image.Gray {
 	kernel.BoxReduceGray(out.Pix, out.Stride, m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, ow, oh, k)
 	return out
 }
+
+// maxBox is the largest block kernel.BoxReduceGray takes; an image that
+// would want more is averaged the rest of the way by shrinkGrey.
+const maxBox = 4096
 
 // shrinkGrey area-averages m (0..255) into the side×side grid g, each cell
 // the mean of the source area it covers.

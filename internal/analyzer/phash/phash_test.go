@@ -209,3 +209,35 @@ func TestAnalyzeCanceled(t *testing.T) {
 		t.Errorf("PHash = %q after a canceled Analyze; want empty", res.PHash)
 	}
 }
+
+// TestThinImages checks images far longer than wide, or wider than long,
+// are hashed from all their pixels: different content gives different,
+// non-zero hashes, and a 600000×1 strip (within the pixel limit) is hashed
+// without a failure.
+func TestThinImages(t *testing.T) {
+	ramp := func(w, h int, up bool) *image.RGBA {
+		m := image.NewRGBA(image.Rect(0, 0, w, h))
+		for y := range h {
+			for x := range w {
+				v := uint8(255 * (x + y) / (w + h))
+				if !up {
+					v = 255 - v
+				}
+				if (x/37+y/3)%2 == 0 {
+					v /= 2
+				}
+				m.SetRGBA(x, y, color.RGBA{v, v, v, 255})
+			}
+		}
+		return m
+	}
+	for _, sz := range [][2]int{{3000, 20}, {20, 3000}, {3000, 40}, {600000, 1}} {
+		a, b := hashOf(t, ramp(sz[0], sz[1], true)), hashOf(t, ramp(sz[0], sz[1], false))
+		if a == "0000000000000000" || b == "0000000000000000" {
+			t.Errorf("%dx%d: hashes %s and %s; want content in both", sz[0], sz[1], a, b)
+		}
+		if a == b {
+			t.Errorf("%dx%d: a ramp and its reverse hash alike (%s)", sz[0], sz[1], a)
+		}
+	}
+}
