@@ -26,7 +26,6 @@ import (
 	"github.com/makiuchi-d/gozxing/multi"
 	multiqr "github.com/makiuchi-d/gozxing/multi/qrcode"
 	"github.com/makiuchi-d/gozxing/oned"
-	"github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/makiuchi-d/gozxing/qrcode/decoder"
 
 	"github.com/glimpse-oss/glimpse/internal/analyzer"
@@ -61,7 +60,7 @@ type Analyzer struct {
 	hints          map[gozxing.DecodeHintType]any // for QR codes
 	oneDHints      map[gozxing.DecodeHintType]any
 	multi          multi.MultipleBarcodeReader
-	single         gozxing.Reader
+	single         *singleReader
 	oneD           []gozxing.Reader
 }
 
@@ -74,7 +73,7 @@ func New(cfg Config) *Analyzer {
 		maxCodes: cmp.Or(max(cfg.MaxCodes, 0), DefaultMaxCodes),
 		hints:    map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true},
 		multi:    multiqr.NewQRCodeMultiReader(),
-		single:   qrcode.NewQRCodeReader(),
+		single:   newSingleReader(),
 	}
 	if cfg.Barcodes {
 		// EAN-8 and UPC-E are left out: short, they are read in noise.
