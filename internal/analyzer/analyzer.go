@@ -73,18 +73,30 @@ type Image struct {
 
 	dec   *imagedata.Image
 	mu    sync.Mutex
-	fits  map[fitKey]*fitEntry
-	lumas map[int]*lumaEntry
+	fits  map[fitKey]*shared[*image.RGBA]
+	lumas map[int]*shared[*image.Gray]
 }
 
-type fitEntry struct {
+// shared is a value made once, by the first caller that needs it, and
+// handed to every caller after (a working copy or a luma plane).
+type shared[V any] struct {
 	once sync.Once
-	img  *image.RGBA
+	v    V
 }
 
-type lumaEntry struct {
-	once sync.Once
-	img  *image.Gray
+// entry returns the entry of k in *m, adding it on first use; mu guards m.
+func entry[K comparable, V any](mu *sync.Mutex, m *map[K]*shared[V], k K) *shared[V] {
+	mu.Lock()
+	defer mu.Unlock()
+	if *m == nil {
+		*m = map[K]*shared[V]{}
+	}
+	e, ok := (*m)[k]
+	if !ok {
+		e = &shared[V]{}
+		(*m)[k] = e
+	}
+	return e
 }
 
 // NewImage wraps a decoded image.
@@ -104,13 +116,13 @@ func (im *Image) Release() {
 		own = m.Pix
 	}
 	for _, e := range im.fits {
-		if e.img != nil && !sameBuffer(e.img.Pix, own) {
-			im.Buffers.Put(e.img.Pix)
+		if e.v != nil && !sameBuffer(e.v.Pix, own) {
+			im.Buffers.Put(e.v.Pix)
 		}
 	}
 	for _, e := range im.lumas {
-		if e.img != nil {
-			im.Buffers.Put(e.img.Pix)
+		if e.v != nil {
+			im.Buffers.Put(e.v.Pix)
 		}
 	}
 	im.fits, im.lumas, im.Pixels = nil, nil, nil
@@ -172,56 +184,37 @@ func (im *Image) fit(maxSide int, fromSmall bool) *image.RGBA {
 	if maxSide <= 0 || maxSide >= max(b.Dx(), b.Dy()) {
 		maxSide, fromSmall = 0, false // every size at least as large as Pixels is Pixels
 	}
-	k := fitKey{maxSide, fromSmall}
-	im.mu.Lock()
-	if im.fits == nil {
-		im.fits = map[fitKey]*fitEntry{}
-	}
-	e, ok := im.fits[k]
-	if !ok {
-		e = &fitEntry{}
-		im.fits[k] = e
-	}
-	im.mu.Unlock()
+	e := entry(&im.mu, &im.fits, fitKey{maxSide, fromSmall})
 	e.once.Do(func() {
 		switch {
 		case maxSide == 0:
-			e.img = toRGBA(im.Pixels, im.Buffers)
+			e.v = toRGBA(im.Pixels, im.Buffers)
 		case fromSmall:
 			w, h := fitSize(b.Dx(), b.Dy(), maxSide)
-			e.img = fit(im.fit(SmallSide, false), w, h, im.Buffers)
+			e.v = fit(im.fit(SmallSide, false), w, h, im.Buffers)
 		default:
 			w, h := fitSize(b.Dx(), b.Dy(), maxSide)
-			e.img = fit(im.fit(0, false), w, h, im.Buffers)
+			e.v = fit(im.fit(0, false), w, h, im.Buffers)
 		}
 	})
-	return e.img
+	return e.v
 }
 
 // Luma returns the luma of Fit(maxSide) as one byte per pixel (stride =
 // width), made once per size and shared like the copies Fit returns:
 // callers must not modify it. The luma is Rec. 709's in 8-bit fixed point,
 // (54R + 183G + 19B) / 256, of the pixels composited over white, so that a
-// transparent area reads as paper rather than ink. It is the grey that qr reads and quality measures, and
-// phash hashes that of the full image: one pass over the pixels for all
-// three instead of one each.
+// transparent area reads as paper rather than ink. qr reads it, quality
+// measures it and phash hashes it: one pass over the pixels for all three
+// instead of one each.
 func (im *Image) Luma(maxSide int) *image.Gray {
 	b := im.Pixels.Bounds()
 	if maxSide <= 0 || maxSide >= max(b.Dx(), b.Dy()) {
 		maxSide = 0
 	}
-	im.mu.Lock()
-	if im.lumas == nil {
-		im.lumas = map[int]*lumaEntry{}
-	}
-	e, ok := im.lumas[maxSide]
-	if !ok {
-		e = &lumaEntry{}
-		im.lumas[maxSide] = e
-	}
-	im.mu.Unlock()
-	e.once.Do(func() { e.img = lumaOf(im.Fit(maxSide), im.Buffers) })
-	return e.img
+	e := entry(&im.mu, &im.lumas, maxSide)
+	e.once.Do(func() { e.v = lumaOf(im.Fit(maxSide), im.Buffers) })
+	return e.v
 }
 
 // LumaOf returns the luma of m as Luma computes it.
