@@ -169,11 +169,6 @@ func (im *Image) Fit(maxSide int) *image.RGBA {
 	return im.fit(maxSide, 2*maxSide <= SmallSide && max(b.Dx(), b.Dy()) > SmallSide)
 }
 
-// FitDirect is Fit with the copy always made from Pixels itself, for an
-// analyzer whose answer should not depend on an intermediate copy's
-// rounding (a perceptual hash compared bit by bit across uploads).
-func (im *Image) FitDirect(maxSide int) *image.RGBA { return im.fit(maxSide, false) }
-
 type fitKey struct {
 	side  int  // longer side; 0 for Pixels as they are
 	small bool // made from the SmallSide copy
