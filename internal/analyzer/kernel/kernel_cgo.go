@@ -131,6 +131,17 @@ CLONES void glimpse_threshold(uint32_t *bits, const uint8_t *pix, const uint8_t 
 		bits[x >> 5] = m;
 	}
 }
+// sum_rows adds the first n bytes of k rows (stride apart, from r) into
+// acc, for the box reductions. Inlined into each clone, it is vectorised
+// with that clone's instructions.
+static inline __attribute__((always_inline)) void sum_rows(uint32_t *acc, const uint8_t *r, int stride, int n, int k) {
+	for (int i = 0; i < n; i++) acc[i] = r[i];
+	for (int dy = 1; dy < k; dy++) {
+		r += stride;
+		for (int i = 0; i < n; i++) acc[i] += r[i];
+	}
+}
+
 // glimpse_box_reduce: the k source rows of an output row added into acc
 // (4·w·k sums), then each block's k columns, divided by k² exactly with a
 // multiplication by ceil(2^48 / k²) (sums stay below 2^25).
@@ -139,12 +150,7 @@ CLONES void glimpse_box_reduce(uint8_t *dst, int dstStride, const uint8_t *src, 
 	uint64_t n = (uint64_t)k * k, m = ((1ull << 48) + n - 1) / n;
 	uint32_t half = (uint32_t)(n / 2);
 	for (int y = 0; y < h; y++) {
-		const uint8_t *r = src + (size_t)y * k * srcStride;
-		for (int i = 0; i < used; i++) acc[i] = r[i];
-		for (int dy = 1; dy < k; dy++) {
-			r += srcStride;
-			for (int i = 0; i < used; i++) acc[i] += r[i];
-		}
+		sum_rows(acc, src + (size_t)y * k * srcStride, srcStride, used, k);
 		uint8_t *o = dst + (size_t)y * dstStride;
 		for (int x = 0; x < w; x++) {
 			uint32_t s0 = half, s1 = half, s2 = half, s3 = half;
@@ -169,12 +175,7 @@ CLONES void glimpse_box_gray(uint8_t *dst, int dstStride, const uint8_t *src, in
 	int used = w * k;
 	uint32_t n = (uint32_t)k * k, half = n / 2;
 	for (int y = 0; y < h; y++) {
-		const uint8_t *r = src + (size_t)y * k * srcStride;
-		for (int i = 0; i < used; i++) acc[i] = r[i];
-		for (int dy = 1; dy < k; dy++) {
-			r += srcStride;
-			for (int i = 0; i < used; i++) acc[i] += r[i];
-		}
+		sum_rows(acc, src + (size_t)y * k * srcStride, srcStride, used, k);
 		uint8_t *o = dst + (size_t)y * dstStride;
 		for (int x = 0; x < w; x++) {
 			uint32_t s = half;
