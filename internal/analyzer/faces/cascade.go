@@ -100,28 +100,14 @@ func parseCascade(b []byte) (*classifier, error) {
 // windows; the detections come out in the same order either way.
 func (c *classifier) scan(ctx context.Context, pix []uint8, w, h, minSize, maxSize int) ([]pigo.Detection, error) {
 	var sizes []int
-	var windows []int // cumulative windows up to each size
-	total := 0
 	for size := minSize; size <= maxSize; size = nextSize(size) {
-		step := max(int(shiftFactor*float64(size)), 1)
-		half := size/2 + 1
-		if w-half >= half && h-half >= half {
-			total += ((w-2*half)/step + 1) * ((h-2*half)/step + 1)
-		}
 		sizes = append(sizes, size)
-		windows = append(windows, total)
 	}
 	simd := c.newSIMDScan(pix, w, h)
 	if analyzer.Cores(ctx) < 2 {
 		return c.scanSizes(ctx, simd, pix, w, h, sizes)
 	}
-	split := len(sizes)
-	for i, n := range windows {
-		if 2*n >= total {
-			split = i + 1
-			break
-		}
-	}
+	split := halfWindows(sizes, w, h)
 	var (
 		rest    []pigo.Detection
 		restErr error
@@ -140,6 +126,27 @@ func (c *classifier) scan(ctx context.Context, pix []uint8, w, h, minSize, maxSi
 		return nil, err
 	}
 	return append(dets, rest...), nil
+}
+
+// halfWindows returns how many of sizes, from the first, hold about half
+// the windows of all of them in a w×h image.
+func halfWindows(sizes []int, w, h int) int {
+	windows := make([]int, len(sizes)) // cumulative
+	total := 0
+	for i, size := range sizes {
+		step := max(int(shiftFactor*float64(size)), 1)
+		half := size/2 + 1
+		if w-half >= half && h-half >= half {
+			total += ((w-2*half)/step + 1) * ((h-2*half)/step + 1)
+		}
+		windows[i] = total
+	}
+	for i, n := range windows {
+		if 2*n >= total {
+			return i + 1
+		}
+	}
+	return len(sizes)
 }
 
 // scanSizes scans the windows of the given sizes, with the vector kernel
