@@ -336,6 +336,22 @@ func TestMalformedJobIsTerminated(t *testing.T) {
 	})
 }
 
+// waitPending waits until q's consumer holds exactly n jobs ready, none out
+// for delivery.
+func waitPending(t *testing.T, q *Queue, n int) {
+	t.Helper()
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		d, err := q.Depth(context.Background())
+		if err != nil {
+			return err
+		}
+		if d.Pending != uint64(n) || d.AckPending != 0 {
+			return fmt.Errorf("consumer has %d pending, %d out for delivery; want %d, 0", d.Pending, d.AckPending, n)
+		}
+		return nil
+	})
+}
+
 func TestFetchBatch(t *testing.T) {
 	q, _ := openQueue(t, Config{})
 	ctx := context.Background()
@@ -354,16 +370,7 @@ func TestFetchBatch(t *testing.T) {
 			// machine the server can still be catching up with the
 			// publishes and acks before, so wait until it holds exactly
 			// the jobs left, none of them out for delivery.
-			checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-				d, err := q.Depth(ctx)
-				if err != nil {
-					return err
-				}
-				if d.Pending != uint64(left) || d.AckPending != 0 {
-					return fmt.Errorf("consumer has %d pending, %d out for delivery; want %d, 0", d.Pending, d.AckPending, left)
-				}
-				return nil
-			})
+			waitPending(t, q, left)
 			left -= tt.want
 			ds, err := q.Fetch(ctx, tt.max, 100*time.Millisecond)
 			if err != nil {
@@ -583,6 +590,10 @@ func TestDepth(t *testing.T) {
 			t.Fatalf("Publish: %v", err)
 		}
 	}
+	// Fetch takes what the consumer has ready; on a starved machine the
+	// server can still be catching up with the publishes (as in
+	// TestFetchBatch), so wait until it holds all five.
+	waitPending(t, q, 5)
 	ds, err := q.Fetch(ctx, 2, time.Second)
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("Fetch = %d, %v; want 2 deliveries", len(ds), err)
