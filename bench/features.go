@@ -56,30 +56,38 @@ func featureCosts(model *models.Model, base image.Image, rounds int) error {
 	results := map[string][]cost{}
 	for _, s := range sizes {
 		images := makeJPEGs(base, s.w, s.h, 3)
-		for _, set := range sets {
-			var c cost
-			for _, parallel := range []int{1, procs} {
-				pipe.SetParallel(parallel)
-				var cpus, walls []time.Duration
-				for r := 0; r < rounds; r++ {
-					b := images[r%len(images)]
+		// Rounds go over every set in turn, so each set's jobs are spread
+		// over the same minutes: this machine's speed drifts, and sets
+		// measured one block after another would carry that drift into the
+		// ratios. Round 0 warms every set up and is not counted.
+		cpus := make([][]time.Duration, len(sets))
+		walls := make([][]time.Duration, len(sets))
+		for r := 0; r <= rounds; r++ {
+			b := images[r%len(images)]
+			for i, set := range sets {
+				for _, parallel := range []int{1, procs} {
+					pipe.SetParallel(parallel)
 					c0, t0 := processCPU(), time.Now()
 					if err := runJob(pipe, b, set.features); err != nil {
 						return fmt.Errorf("%s on %s: %w", set.name, s.name, err)
 					}
-					walls = append(walls, time.Since(t0))
-					cpus = append(cpus, processCPU()-c0)
-				}
-				if parallel == 1 {
-					c.cpu = medianOf(cpus)
-				} else {
-					c.wall = medianOf(walls)
+					wall, cpu := time.Since(t0), processCPU()-c0
+					if r == 0 {
+						continue
+					}
+					if parallel == 1 {
+						cpus[i] = append(cpus[i], cpu)
+					} else {
+						walls[i] = append(walls[i], wall)
+					}
 				}
 			}
-			results[set.name] = append(results[set.name], c)
+		}
+		for i, set := range sets {
+			results[set.name] = append(results[set.name], cost{medianOf(cpus[i]), medianOf(walls[i])})
 		}
 	}
-	fmt.Printf("\nPer-feature cost of one job (decode at the size the features need + analyzers), median of %d jobs:\n", rounds)
+	fmt.Printf("\nPer-feature cost of one job (decode at the size the features need + analyzers), median of %d jobs each, the sets taking turns:\n", rounds)
 	fmt.Printf("  cpu:  CPU time, analyzers one after another (one core per job, as on a busy server)\n")
 	fmt.Printf("  wall: elapsed time, the job's analyzers run concurrently on %d cores (one job on an idle server)\n", procs)
 	fmt.Printf("%-10s", "")

@@ -51,7 +51,7 @@ func main() {
 	syncN := flag.Int("sync", 100, "concurrent synchronous requests")
 	src := flag.String("photo", "", "source photo (default: .deps/testdata/dog.jpg)")
 	mode := flag.String("mode", "all", "what to measure: service (throughput and latency), features (per-feature cost) or all")
-	rounds := flag.Int("rounds", 15, "jobs per feature and size in the features table")
+	rounds := flag.Int("rounds", 25, "jobs per feature and size in the features table")
 	flag.StringVar(&serveArgs, "serve-args", "", "extra flags for `glimpse serve`, space-separated (e.g. \"--workers 4\")")
 	flag.Parse()
 	if err := run(*bin, *src, *mode, *n1, *n12, *syncN, *rounds); err != nil {
