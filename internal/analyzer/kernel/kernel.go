@@ -6,7 +6,10 @@
 // Both give the same bytes, integer for integer: the tests compare them.
 package kernel
 
-import "unsafe"
+import (
+	"slices"
+	"unsafe"
+)
 
 // impl is the set of implementations in use; cgoKernels says whether it
 // is the C one.
@@ -71,10 +74,20 @@ type ResizeRow struct {
 	Out  []uint8  // 4 per output pixel
 	tmp  []uint16
 	// checked is the Idx last checked to lie inside the rows, so that a
-	// resize checks its taps once, not once per row.
+	// resize checks its taps once, not once per row. Callers must not
+	// change Idx in place between rows.
 	checked  []int32
 	checkedN int
+	// bases, made with the check, holds for each four output pixels the
+	// first source pixel of their taps, when the taps of every four lie
+	// within 16 source pixels (always so below a factor of 2); nil
+	// otherwise. The C kernel then takes four output pixels at a time.
+	bases []int32
 }
+
+// tapSpan is how many source pixels the taps of four output pixels may
+// span for ResizeRow's four-pixel kernel.
+const tapSpan = 16
 
 // Filter computes r.Out.
 func (r *ResizeRow) Filter() {
@@ -84,8 +97,10 @@ func (r *ResizeRow) Filter() {
 	}
 	_ = r.Idx[:3*(len(r.Out)/4)]
 	_ = r.Wt[:3*(len(r.Out)/4)]
-	if len(r.tmp) < n {
-		r.tmp = make([]uint16, n)
+	if len(r.tmp) < n+4*tapSpan {
+		// The padding lets the four-pixel kernel read 16 whole pixels
+		// from any base inside the row.
+		r.tmp = make([]uint16, n+4*tapSpan)
 	}
 	if len(r.checked) != len(r.Idx) || unsafe.SliceData(r.checked) != unsafe.SliceData(r.Idx) || r.checkedN != n {
 		for _, i := range r.Idx {
@@ -93,9 +108,23 @@ func (r *ResizeRow) Filter() {
 				panic("kernel: resize tap outside the row")
 			}
 		}
-		r.checked, r.checkedN = r.Idx, n
+		r.checked, r.checkedN, r.bases = r.Idx, n, blockBases(r.Idx, len(r.Out)/4)
 	}
 	impl.resizeRow(r)
+}
+
+// blockBases returns ResizeRow.bases for the taps idx of w output pixels.
+func blockBases(idx []int32, w int) []int32 {
+	bases := make([]int32, w/4)
+	for b := range bases {
+		taps := idx[12*b : 12*b+12]
+		lo, hi := slices.Min(taps), slices.Max(taps)
+		if hi-lo >= tapSpan {
+			return nil
+		}
+		bases[b] = lo
+	}
+	return bases
 }
 
 // BlockStats computes, for the 8×8 blocks of the grey plane pix (stride

@@ -5,6 +5,7 @@ package kernel
 /*
 #cgo CFLAGS: -O3
 #include <stdint.h>
+#include <immintrin.h>
 
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -40,17 +41,22 @@ CLONES void glimpse_laplacian(const uint8_t *g, int w, int h, int64_t *sum, int6
 	*sum2 = s2;
 }
 
-CLONES void glimpse_resize_row(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2, int n,
-		uint32_t w0, uint32_t w1, uint32_t w2, uint16_t *tmp,
-		const int32_t *idx, const uint32_t *wt, int w, uint8_t *out) {
+// glimpse_resize_vert: the vertical pass of a ResizeRow, into tmp.
+CLONES void glimpse_resize_vert(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2, int n,
+		uint32_t w0, uint32_t w1, uint32_t w2, uint16_t *tmp) {
 	for (int i = 0; i < n; i++) {
 		tmp[i] = (uint16_t)(w0 * r0[i] + w1 * r1[i] + w2 * r2[i]);
 	}
+}
+
+// glimpse_resize_horiz: the horizontal pass of a ResizeRow from output
+// pixel x0 on, one pixel at a time.
+CLONES void glimpse_resize_horiz(const uint16_t *tmp, const int32_t *idx, const uint32_t *wt, int x0, int w, uint8_t *out) {
 	// A pixel's four channels in one vector.
 	typedef uint16_t v4h __attribute__((vector_size(8)));
 	typedef uint32_t v4u __attribute__((vector_size(16)));
 	typedef uint8_t v4b __attribute__((vector_size(4)));
-	for (int x = 0; x < w; x++) {
+	for (int x = x0; x < w; x++) {
 		v4h h0, h1, h2;
 		__builtin_memcpy(&h0, tmp + 4 * idx[3 * x], 8);
 		__builtin_memcpy(&h1, tmp + 4 * idx[3 * x + 1], 8);
@@ -61,6 +67,46 @@ CLONES void glimpse_resize_row(const uint8_t *r0, const uint8_t *r1, const uint8
 		__builtin_memcpy(out + 4 * x, &o, 4);
 	}
 }
+
+// glimpse_resize_horiz16 is glimpse_resize_horiz four output pixels (16
+// channels) at a time, for processors with AVX-512BW. The taps of output
+// pixels 4b..4b+3 all lie in the 16 source pixels from bases[b] on (the
+// caller checked), whose 64 channels two registers hold; each tap's
+// channels are picked out of them by one permute into the low halves of
+// 32-bit lanes, where they are weighted and summed as the scalar pass
+// does (a sum stays below 2³²: 255·256 · 2¹⁵ + 2²²). It returns the
+// first output pixel it left to the scalar pass. tmp must be readable 64
+// values past 4·bases[b].
+__attribute__((target("avx512f,avx512bw")))
+int glimpse_resize_horiz16(const uint16_t *tmp, const int32_t *idx, const uint32_t *wt, const int32_t *bases, int w, uint8_t *out) {
+	const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 3, 3, 3, 3, 6, 6, 6, 6, 9, 9, 9, 9);
+	const __m512i chan = _mm512_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+	const __m512i round = _mm512_set1_epi32(1 << 22);
+	int x = 0;
+	for (; x + 4 <= w; x += 4) {
+		int32_t base = bases[x / 4];
+		const uint16_t *t = tmp + 4 * (size_t)base;
+		__m512i lo = _mm512_loadu_si512(t), hi = _mm512_loadu_si512(t + 32);
+		__m512i iv = _mm512_maskz_loadu_epi32(0x0fff, idx + 3 * x);
+		__m512i wv = _mm512_maskz_loadu_epi32(0x0fff, wt + 3 * x);
+		iv = _mm512_slli_epi32(_mm512_sub_epi32(iv, _mm512_set1_epi32(base)), 2);
+		__m512i acc = round;
+		for (int k = 0; k < 3; k++) {
+			__m512i sel = _mm512_add_epi32(spread, _mm512_set1_epi32(k));
+			__m512i lane = _mm512_add_epi32(_mm512_permutexvar_epi32(sel, iv), chan);
+			__m512i v = _mm512_maskz_permutex2var_epi16(0x55555555, lo, lane, hi);
+			acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(v, _mm512_permutexvar_epi32(sel, wv)));
+		}
+		_mm_storeu_si128((__m128i *)(out + 4 * x), _mm512_cvtepi32_epi8(_mm512_srli_epi32(acc, 23)));
+	}
+	return x;
+}
+
+static int glimpse_has_avx512bw(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+}
+
 // glimpse_block_stats: sum, min and max of n 8×8 blocks side by side,
 // eight at a time with each byte lane following one column.
 CLONES void glimpse_block_stats(const uint8_t *pix, int w, int yoff, int n, int32_t *sum, uint8_t *lo, uint8_t *hi) {
@@ -214,16 +260,24 @@ func laplacianC(g []uint8, w, h int) (sum, sum2 int64) {
 	return int64(s), int64(s2)
 }
 
+// avx512bw reports whether glimpse_resize_horiz16 runs here.
+var avx512bw = C.glimpse_has_avx512bw() != 0
+
 func resizeRowC(r *ResizeRow) {
 	w := len(r.Out) / 4
 	if w == 0 {
 		return
 	}
-	C.glimpse_resize_row(u8(r.Rows[0]), u8(r.Rows[1]), u8(r.Rows[2]), C.int(len(r.Rows[0])),
-		C.uint32_t(r.W[0]), C.uint32_t(r.W[1]), C.uint32_t(r.W[2]),
-		(*C.uint16_t)(unsafe.Pointer(unsafe.SliceData(r.tmp))),
-		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.Idx))), (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(r.Wt))), C.int(w),
-		u8(r.Out))
+	tmp := (*C.uint16_t)(unsafe.Pointer(unsafe.SliceData(r.tmp)))
+	idx := (*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.Idx)))
+	wt := (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(r.Wt)))
+	C.glimpse_resize_vert(u8(r.Rows[0]), u8(r.Rows[1]), u8(r.Rows[2]), C.int(len(r.Rows[0])),
+		C.uint32_t(r.W[0]), C.uint32_t(r.W[1]), C.uint32_t(r.W[2]), tmp)
+	x := C.int(0)
+	if avx512bw && r.bases != nil {
+		x = C.glimpse_resize_horiz16(tmp, idx, wt, (*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.bases))), C.int(w), u8(r.Out))
+	}
+	C.glimpse_resize_horiz(tmp, idx, wt, x, C.int(w), u8(r.Out))
 }
 
 func blockStatsC(pix []uint8, w, yoff, n int, sum []int32, lo, hi []uint8) {

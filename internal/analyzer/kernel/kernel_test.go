@@ -143,6 +143,19 @@ func TestMatchesGo(t *testing.T) {
 		if !slices.Equal(got, row.Out) {
 			t.Errorf("ResizeRow on a row of %d → %d differs from the Go code", w, ow)
 		}
+		// Taps anywhere in the row: four output pixels' taps then span
+		// more than the four-pixel C kernel takes, which must leave them
+		// to the one-pixel code.
+		wide := ResizeRow{Rows: row.Rows, W: row.W, Idx: make([]int32, 3*ow), Wt: row.Wt, Out: make([]uint8, 4*ow)}
+		for i := range wide.Idx {
+			wide.Idx[i] = int32(r.IntN(w))
+		}
+		wide.Filter()
+		got = slices.Clone(wide.Out)
+		withGo(wide.Filter)
+		if !slices.Equal(got, wide.Out) {
+			t.Errorf("ResizeRow with taps spread over a row of %d differs from the Go code", w)
+		}
 	}
 }
 
