@@ -195,22 +195,59 @@ func (im *Image) fit(maxSide int, fromSmall bool) *image.RGBA {
 	return e.v
 }
 
-// Luma returns the luma of Fit(maxSide) as one byte per pixel (stride =
-// width), made once per size and shared like the copies Fit returns:
-// callers must not modify it. The luma is Rec. 709's in 8-bit fixed point,
-// (54R + 183G + 19B) / 256, of the pixels composited over white, so that a
-// transparent area reads as paper rather than ink. qr reads it, quality
-// measures it and phash hashes it: one pass over the pixels for all three
-// instead of one each.
+// Luma returns the image's luma at the size Fit(maxSide) has, one byte per
+// pixel (stride = width), made once per size and shared like the copies
+// Fit returns: callers must not modify it. The luma is Rec. 709's in 8-bit
+// fixed point, (54R + 183G + 19B) / 256, of the pixels composited over
+// white, so that a transparent area reads as paper rather than ink. qr
+// reads it, quality measures it and phash hashes it: one pass over the
+// pixels for all three instead of one each. Smaller sizes are the full
+// plane area-averaged down as Fit averages RGBA (the luma is linear in
+// the pixels, so this differs from the luma of Fit(maxSide) by rounding
+// only), which reads a quarter of the bytes and makes no RGBA copy.
 func (im *Image) Luma(maxSide int) *image.Gray {
 	b := im.Pixels.Bounds()
 	if maxSide <= 0 || maxSide >= max(b.Dx(), b.Dy()) {
 		maxSide = 0
 	}
 	e := entry(&im.mu, &im.lumas, maxSide)
-	e.once.Do(func() { e.v = lumaOf(im.Fit(maxSide), im.Buffers) })
+	e.once.Do(func() {
+		if maxSide == 0 {
+			e.v = lumaOf(im.Fit(0), im.Buffers)
+			return
+		}
+		w, h := fitSize(b.Dx(), b.Dy(), maxSide)
+		if e.v = fitGray(im.Luma(0), w, h, im.Buffers); e.v == nil {
+			e.v = lumaOf(im.Fit(maxSide), im.Buffers)
+		}
+	})
 	return e.v
 }
+
+// fitGray shrinks the grey plane src (origin (0,0), stride = width) to
+// w×h as fit shrinks RGBA: k×k block means first, then an area filter
+// for the last factor, below 2. It returns nil where areaResizeGray does.
+func fitGray(src *image.Gray, w, h int, bufs *imagedata.Buffers) *image.Gray {
+	sw, sh := src.Bounds().Dx(), src.Bounds().Dy()
+	w, h = min(w, sw), min(h, sh)
+	if k := min(sw/w, sh/h, maxGrayBox); k >= 2 {
+		reduced := bufs.Gray(image.Rect(0, 0, sw/k, sh/k)) // every pixel is written
+		kernel.BoxReduceGray(reduced.Pix, reduced.Stride, src.Pix, src.Stride, sw/k, sh/k, k)
+		if sw/k == w && sh/k == h {
+			return reduced
+		}
+		out := fitGray(reduced, w, h, bufs)
+		bufs.Put(reduced.Pix)
+		return out
+	}
+	if sw == w && sh == h {
+		return src
+	}
+	return areaResizeGray(src, w, h, bufs)
+}
+
+// maxGrayBox is the largest block kernel.BoxReduceGray takes.
+const maxGrayBox = 4096
 
 // LumaOf returns the luma of m as Luma computes it.
 func LumaOf(m *image.RGBA) *image.Gray { return lumaOf(m, nil) }
@@ -298,8 +335,36 @@ func areaResize(src *image.RGBA, w, h int, bufs *imagedata.Buffers) *image.RGBA 
 	if maxTaps(xs) > 3 || maxTaps(ys) > 3 {
 		return areaResizeAny(src, w, h)
 	}
+	dst := bufs.RGBA(image.Rect(0, 0, w, h)) // every row is written
+	resizeRows(src.Pix, src.Stride, sw, dst.Pix, dst.Stride, xs, ys, false)
+	return dst
+}
+
+// areaResizeGray is areaResize for grey planes. It returns nil when an
+// output pixel would cover more than three source pixels along an axis,
+// which fitGray's box reduction should leave to no size fitSize makes;
+// Luma then takes the luma of Fit's copy rather than a wrong plane.
+func areaResizeGray(src *image.Gray, w, h int, bufs *imagedata.Buffers) *image.Gray {
+	sw := src.Bounds().Dx()
+	xs, ys := areaSpans(sw, w), areaSpans(src.Bounds().Dy(), h)
+	if maxTaps(xs) > 3 || maxTaps(ys) > 3 {
+		return nil
+	}
+	dst := bufs.Gray(image.Rect(0, 0, w, h)) // every row is written
+	resizeRows(src.Pix, src.Stride, sw, dst.Pix, dst.Stride, xs, ys, true)
+	return dst
+}
+
+// resizeRows runs kernel.ResizeRow over every output row of dst, the
+// spans xs and ys (at most three taps each) mapping it onto src, sw
+// pixels wide.
+func resizeRows(src []uint8, srcStride, sw int, dst []uint8, dstStride int, xs, ys []span, gray bool) {
+	ch, w := 4, len(xs)
+	if gray {
+		ch = 1
+	}
 	// Horizontal taps; unused taps read the first pixel with weight 0.
-	row := kernel.ResizeRow{Idx: make([]int32, 3*w), Wt: make([]uint32, 3*w)}
+	row := kernel.ResizeRow{Idx: make([]int32, 3*w), Wt: make([]uint32, 3*w), Gray: gray}
 	for x, sp := range xs {
 		ws := fixedWeights(sp.weights, 1<<15)
 		for k := range 3 {
@@ -310,7 +375,6 @@ func areaResize(src *image.RGBA, w, h int, bufs *imagedata.Buffers) *image.RGBA 
 			}
 		}
 	}
-	dst := bufs.RGBA(image.Rect(0, 0, w, h)) // every row is written
 	for oy, sp := range ys {
 		ws := fixedWeights(sp.weights, 1<<8)
 		for k := range 3 {
@@ -320,12 +384,11 @@ func areaResize(src *image.RGBA, w, h int, bufs *imagedata.Buffers) *image.RGBA 
 				j += k
 				row.W[k] = ws[k]
 			}
-			row.Rows[k] = src.Pix[j*src.Stride : j*src.Stride+4*sw]
+			row.Rows[k] = src[j*srcStride : j*srcStride+ch*sw]
 		}
-		row.Out = dst.Pix[oy*dst.Stride : oy*dst.Stride+4*w]
+		row.Out = dst[oy*dstStride : oy*dstStride+ch*w]
 		row.Filter()
 	}
-	return dst
 }
 
 func maxTaps(spans []span) int {

@@ -395,6 +395,38 @@ func TestLuma(t *testing.T) {
 	}
 }
 
+// TestLumaSizes checks that a smaller luma plane, averaged down from the
+// full one, has Fit's size and the luma of Fit's pixels but for rounding:
+// on noise, where rounding shows most, on both the area-filter path and
+// the box-then-area path, and on thin strips.
+func TestLumaSizes(t *testing.T) {
+	for _, tc := range []struct{ w, h, side, tol int }{
+		{1155, 866, 1000, 2}, {866, 1155, 1000, 2}, {1155, 866, 640, 2}, {4000, 3000, 1000, 3}, {3001, 7, 1000, 3},
+		{1000, 2, 400, 2}, {7, 5, 4, 2},
+	} {
+		m := image.NewRGBA(image.Rect(0, 0, tc.w, tc.h))
+		r := rand.New(rand.NewPCG(uint64(tc.w), uint64(tc.h)))
+		for i := range m.Pix {
+			m.Pix[i] = uint8(r.IntN(256))
+		}
+		for i := 3; i < len(m.Pix); i += 4 {
+			m.Pix[i] = 255 // opaque: premultiplied channels stay ≤ alpha
+		}
+		img := NewImage("img_test", nil, &imagedata.Image{Header: imagedata.Header{Width: tc.w, Height: tc.h, Orientation: 1}, Image: m})
+		got, want := img.Luma(tc.side), LumaOf(img.Fit(tc.side))
+		if got.Bounds() != want.Bounds() {
+			t.Fatalf("%dx%d: Luma(%d) is %v; Fit(%d) is %v", tc.w, tc.h, tc.side, got.Bounds(), tc.side, want.Bounds())
+		}
+		worst := 0
+		for i := range got.Pix {
+			worst = max(worst, int(got.Pix[i])-int(want.Pix[i]), int(want.Pix[i])-int(got.Pix[i]))
+		}
+		if worst > tc.tol {
+			t.Errorf("%dx%d: Luma(%d) differs from the luma of Fit(%d) by up to %d; want at most %d", tc.w, tc.h, tc.side, tc.side, worst, tc.tol)
+		}
+	}
+}
+
 // TestCores checks an analyzer learns it may use every core of the job only
 // when it is the job's only analyzer.
 func TestCores(t *testing.T) {

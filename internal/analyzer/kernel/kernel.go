@@ -65,13 +65,15 @@ func Laplacian(g []uint8, w, h int) (sum, sum2 int64) {
 // each source byte the sum of the three rows' bytes weighted W (8-bit
 // weights summing to 256), then horizontally, each output byte (Σ
 // Wt[3x+k]·value[Idx[3x+k]] + 2²²) >> 23 over the RGBA pixels the taps
-// name (15-bit weights summing to 2¹⁵).
+// name (15-bit weights summing to 2¹⁵). With Gray set the pixels are one
+// byte each instead of RGBA's four.
 type ResizeRow struct {
-	Rows [3][]uint8 // the source rows, 4·SrcWidth bytes each
+	Rows [3][]uint8 // the source rows, 4·SrcWidth bytes each (Gray: SrcWidth)
 	W    [3]uint32
 	Idx  []int32  // 3 per output pixel: source pixel index
 	Wt   []uint32 // 3 per output pixel
-	Out  []uint8  // 4 per output pixel
+	Out  []uint8  // 4 per output pixel (Gray: 1)
+	Gray bool
 	tmp  []uint16
 	// checked is the Idx last checked to lie inside the rows, so that a
 	// resize checks its taps once, not once per row. Callers must not
@@ -95,8 +97,12 @@ func (r *ResizeRow) Filter() {
 	for k := range r.Rows {
 		r.Rows[k] = r.Rows[k][:n]
 	}
-	_ = r.Idx[:3*(len(r.Out)/4)]
-	_ = r.Wt[:3*(len(r.Out)/4)]
+	ch := 4
+	if r.Gray {
+		ch = 1
+	}
+	_ = r.Idx[:3*(len(r.Out)/ch)]
+	_ = r.Wt[:3*(len(r.Out)/ch)]
 	if len(r.tmp) < n+4*tapSpan {
 		// The padding lets the four-pixel kernel read 16 whole pixels
 		// from any base inside the row.
@@ -104,11 +110,14 @@ func (r *ResizeRow) Filter() {
 	}
 	if len(r.checked) != len(r.Idx) || unsafe.SliceData(r.checked) != unsafe.SliceData(r.Idx) || r.checkedN != n {
 		for _, i := range r.Idx {
-			if i < 0 || 4*int(i) >= n {
+			if i < 0 || ch*int(i) >= n {
 				panic("kernel: resize tap outside the row")
 			}
 		}
-		r.checked, r.checkedN, r.bases = r.Idx, n, blockBases(r.Idx, len(r.Out)/4)
+		r.checked, r.checkedN, r.bases = r.Idx, n, nil
+		if !r.Gray {
+			r.bases = blockBases(r.Idx, len(r.Out)/4)
+		}
 	}
 	impl.resizeRow(r)
 }

@@ -68,6 +68,15 @@ CLONES void glimpse_resize_horiz(const uint16_t *tmp, const int32_t *idx, const 
 	}
 }
 
+// glimpse_resize_horiz_gray: glimpse_resize_horiz on grey pixels.
+CLONES void glimpse_resize_horiz_gray(const uint16_t *tmp, const int32_t *idx, const uint32_t *wt, int w, uint8_t *out) {
+	for (int x = 0; x < w; x++) {
+		uint32_t s = wt[3 * x] * tmp[idx[3 * x]] + wt[3 * x + 1] * tmp[idx[3 * x + 1]] +
+			wt[3 * x + 2] * tmp[idx[3 * x + 2]] + (1u << 22);
+		out[x] = (uint8_t)(s >> 23);
+	}
+}
+
 // glimpse_resize_horiz16 is glimpse_resize_horiz four output pixels (16
 // channels) at a time, for processors with AVX-512BW. The taps of output
 // pixels 4b..4b+3 all lie in the 16 source pixels from bases[b] on (the
@@ -265,6 +274,9 @@ var avx512bw = C.glimpse_has_avx512bw() != 0
 
 func resizeRowC(r *ResizeRow) {
 	w := len(r.Out) / 4
+	if r.Gray {
+		w = len(r.Out)
+	}
 	if w == 0 {
 		return
 	}
@@ -273,6 +285,10 @@ func resizeRowC(r *ResizeRow) {
 	wt := (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(r.Wt)))
 	C.glimpse_resize_vert(u8(r.Rows[0]), u8(r.Rows[1]), u8(r.Rows[2]), C.int(len(r.Rows[0])),
 		C.uint32_t(r.W[0]), C.uint32_t(r.W[1]), C.uint32_t(r.W[2]), tmp)
+	if r.Gray {
+		C.glimpse_resize_horiz_gray(tmp, idx, wt, C.int(w), u8(r.Out))
+		return
+	}
 	x := C.int(0)
 	if avx512bw && r.bases != nil {
 		x = C.glimpse_resize_horiz16(tmp, idx, wt, (*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.bases))), C.int(w), u8(r.Out))

@@ -54,6 +54,10 @@ func laplacianGo(g []uint8, w, h int) (sum, sum2 int64) {
 // two 32-bit lanes (red and blue, green and alpha; 15-bit weights on those
 // 16-bit values, so a lane stays below 2³¹).
 func resizeRowGo(r *ResizeRow) {
+	if r.Gray {
+		resizeGrayGo(r)
+		return
+	}
 	const bytes = 0x00ff00ff00ff00ff
 	r0, r1, r2 := r.Rows[0], r.Rows[1], r.Rows[2]
 	w0, w1, w2 := uint64(r.W[0]), uint64(r.W[1]), uint64(r.W[2])
@@ -213,5 +217,18 @@ func boxGrayGo(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int) 
 		for ox, s := range sums {
 			out[ox] = uint8((s + n/2) / n)
 		}
+	}
+}
+
+// resizeGrayGo is ResizeRow.Filter on grey rows.
+func resizeGrayGo(r *ResizeRow) {
+	r0, r1, r2 := r.Rows[0], r.Rows[1], r.Rows[2]
+	tmp := make([]uint32, len(r0))
+	for i := range tmp {
+		tmp[i] = r.W[0]*uint32(r0[i]) + r.W[1]*uint32(r1[i]) + r.W[2]*uint32(r2[i])
+	}
+	for x := range r.Out {
+		i, wt := r.Idx[3*x:3*x+3:3*x+3], r.Wt[3*x:3*x+3:3*x+3]
+		r.Out[x] = uint8((wt[0]*tmp[i[0]] + wt[1]*tmp[i[1]] + wt[2]*tmp[i[2]] + 1<<22) >> 23)
 	}
 }

@@ -143,6 +143,17 @@ func TestMatchesGo(t *testing.T) {
 		if !slices.Equal(got, row.Out) {
 			t.Errorf("ResizeRow on a row of %d → %d differs from the Go code", w, ow)
 		}
+		// The same taps on grey rows.
+		gray := ResizeRow{W: row.W, Idx: row.Idx, Wt: row.Wt, Out: make([]uint8, ow), Gray: true}
+		for k := range gray.Rows {
+			gray.Rows[k] = row.Rows[k][:w]
+		}
+		gray.Filter()
+		got = slices.Clone(gray.Out)
+		withGo(gray.Filter)
+		if !slices.Equal(got, gray.Out) {
+			t.Errorf("ResizeRow on a grey row of %d → %d differs from the Go code", w, ow)
+		}
 		// Taps anywhere in the row: four output pixels' taps then span
 		// more than the four-pixel C kernel takes, which must leave them
 		// to the one-pixel code.
