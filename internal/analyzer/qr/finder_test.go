@@ -11,6 +11,41 @@ import (
 	"github.com/makiuchi-d/gozxing/qrcode/detector"
 )
 
+// exactInput is an image the readers are compared on.
+type exactInput struct {
+	name string
+	m    image.Image
+}
+
+// exactHints are the hint sets the readers are compared with: the default
+// search and the thorough one, which reads rows at a different step.
+var exactHints = []map[gozxing.DecodeHintType]interface{}{
+	{},
+	{gozxing.DecodeHintType_TRY_HARDER: true},
+}
+
+// exactInputs are the images on which our readers must match gozxing's:
+// four photos, each as it is and with a code of several sizes, angles and
+// JPEG qualities on it, and noise, large and tiny.
+func exactInputs(t *testing.T) []exactInput {
+	t.Helper()
+	sym := qrSymbol(t, shopURL)
+	var inputs []exactInput
+	for _, bgName := range []string{"kite.jpg", "dog.jpg", "horses.jpg", "coffee.png"} {
+		bg := photo(t, bgName, 1155, 866)
+		inputs = append(inputs, exactInput{bgName, bg})
+		for _, side := range []float64{45, 60, 110, 260} {
+			for _, angle := range []float64{0, 22, 45} {
+				for _, q := range []int{90, 40} {
+					m := compose(bg, []placement{{sym: sym, side: side, cx: 300 + side, cy: 250 + side/2, angle: angle}})
+					inputs = append(inputs, exactInput{fmt.Sprintf("%s/%g px/%g°/q%d", bgName, side, angle, q), decode(t, encodeJPEG(t, m, q)).Pixels})
+				}
+			}
+		}
+	}
+	return append(inputs, exactInput{"noise", noise(640, 480)}, exactInput{"tiny noise", noise(50, 41)})
+}
+
 // TestSingleReaderMatchesGozxing checks that the single reader, with its
 // run-walking finder-pattern search, finds exactly the finder patterns
 // gozxing's FinderPatternFinder finds and returns exactly what gozxing's
@@ -18,30 +53,9 @@ import (
 // many sizes, angles and JPEG qualities placed on four photos, on photos
 // and noise without a code, and with and without TRY_HARDER.
 func TestSingleReaderMatchesGozxing(t *testing.T) {
-	sym := qrSymbol(t, shopURL)
-	type input struct {
-		name string
-		m    image.Image
-	}
-	var inputs []input
-	for _, bgName := range []string{"kite.jpg", "dog.jpg", "horses.jpg", "coffee.png"} {
-		bg := photo(t, bgName, 1155, 866)
-		inputs = append(inputs, input{bgName, bg})
-		for _, side := range []float64{45, 60, 110, 260} {
-			for _, angle := range []float64{0, 22, 45} {
-				for _, q := range []int{90, 40} {
-					m := compose(bg, []placement{{sym: sym, side: side, cx: 300 + side, cy: 250 + side/2, angle: angle}})
-					inputs = append(inputs, input{fmt.Sprintf("%s/%g px/%g°/q%d", bgName, side, angle, q), decode(t, encodeJPEG(t, m, q)).Pixels})
-				}
-			}
-		}
-	}
-	inputs = append(inputs, input{"noise", noise(640, 480)}, input{"tiny noise", noise(50, 41)})
+	inputs := exactInputs(t)
 	var found, patterns int
-	for _, hints := range []map[gozxing.DecodeHintType]interface{}{
-		{},
-		{gozxing.DecodeHintType_TRY_HARDER: true},
-	} {
+	for _, hints := range exactHints {
 		for _, in := range inputs {
 			lum := newLuminance(in.m)
 			bmp, err := gozxing.NewBinaryBitmap(newBinarizer(lum))

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/multi"
+	multiqr "github.com/makiuchi-d/gozxing/multi/qrcode"
 
 	"github.com/glimpse-oss/glimpse/internal/analyzer"
 	"github.com/glimpse-oss/glimpse/internal/imagedata"
@@ -438,7 +440,9 @@ func TestLuminance(t *testing.T) {
 type generic struct{ image.Image }
 
 // BenchmarkAnalyze measures a whole Analyze on a decoded JPEG, including the
-// working copy (a fresh analyzer.Image per iteration, so Fit is not cached).
+// working copy (a fresh analyzer.Image per iteration, so Fit is not cached),
+// once with our multi reader (multi=runs) and once with gozxing's
+// QRCodeMultiReader (multi=gozxing), which it replaces.
 func BenchmarkAnalyze(b *testing.B) {
 	sizes := []struct {
 		name       string
@@ -468,19 +472,31 @@ func BenchmarkAnalyze(b *testing.B) {
 				name string
 				cfg  Config
 			}{{"qr", Config{}}, {"qr+1d", Config{Barcodes: true}}} {
-				b.Run(sz.name+"/"+sc.name+"/"+cfg.name, func(b *testing.B) {
-					a := New(cfg.cfg)
-					ctx := context.Background()
-					for b.Loop() {
-						var res job.Result
-						if err := a.Analyze(ctx, analyzer.NewImage("bench", nil, dec), &res); err != nil {
-							b.Fatal(err)
+				// Our multi reader and gozxing's side by side, so that
+				// their ratio is measured in the same run on a noisy
+				// machine.
+				for _, mr := range []struct {
+					name string
+					new  func() multi.MultipleBarcodeReader
+				}{
+					{"multi=runs", func() multi.MultipleBarcodeReader { return newMultiReader() }},
+					{"multi=gozxing", multiqr.NewQRCodeMultiReader},
+				} {
+					b.Run(sz.name+"/"+sc.name+"/"+cfg.name+"/"+mr.name, func(b *testing.B) {
+						a := New(cfg.cfg)
+						a.multi = mr.new()
+						ctx := context.Background()
+						for b.Loop() {
+							var res job.Result
+							if err := a.Analyze(ctx, analyzer.NewImage("bench", nil, dec), &res); err != nil {
+								b.Fatal(err)
+							}
+							if len(res.QR) != sc.want {
+								b.Fatalf("found %d codes; want %d", len(res.QR), sc.want)
+							}
 						}
-						if len(res.QR) != sc.want {
-							b.Fatalf("found %d codes; want %d", len(res.QR), sc.want)
-						}
-					}
-				})
+					})
+				}
 			}
 		}
 	}
