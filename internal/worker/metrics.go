@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "glimpse_job_latency_seconds", Help: "Time from enqueue to a committed result.", Buckets: buckets,
 		}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "glimpse_worker_stage_seconds", Help: "Time per pipeline stage (decode, labels).", Buckets: buckets,
+			Name: "glimpse_worker_stage_seconds", Help: "Time per stage of a job: decode, analyze (the analyzers), handoff (the analyzed job waiting for the worker's committer), commit (result saved, written and settled).", Buckets: buckets,
 		}, []string{"stage"}),
 		outageRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glimpse_worker_dependency_retries_total",

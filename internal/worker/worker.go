@@ -398,14 +398,18 @@ func (p *Pool) handle(log *slog.Logger, pipe Pipeline, bufs *imagedata.Buffers, 
 		p.m.inflight.Dec()
 		return
 	}
+	t := time.Now()
 	commits <- &analyzed{log: log, d: d, res: res, start: start, stopBeat: stopBeat}
+	p.m.stage.WithLabelValues("handoff").Observe(time.Since(t).Seconds())
 }
 
 // commitAndSettle commits an analyzed job's result and settles its delivery.
 func (p *Pool) commitAndSettle(a *analyzed) {
+	t := time.Now()
 	row, err := p.commit(p.ctx, a.log, a.d, a.res)
 	a.stopBeat()
 	p.settle(a.log, a.d, a.start, row, err)
+	p.m.stage.WithLabelValues("commit").Observe(time.Since(t).Seconds())
 	p.m.inflight.Dec()
 }
 
