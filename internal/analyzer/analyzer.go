@@ -241,6 +241,9 @@ func fitGray(src *image.Gray, w, h int, bufs *imagedata.Buffers) *image.Gray {
 		return out
 	}
 	if sw == w && sh == h {
+		// Never so for Luma's call (fitSize shrinks the longer side) nor
+		// for the call after a box reduction (handled above): returning
+		// src would hand one buffer to two owners, each releasing it.
 		return src
 	}
 	return areaResizeGray(src, w, h, bufs)

@@ -75,16 +75,23 @@ type ResizeRow struct {
 	Out  []uint8  // 4 per output pixel (Gray: 1)
 	Gray bool
 	tmp  []uint16
-	// checked is the Idx last checked to lie inside the rows, so that a
-	// resize checks its taps once, not once per row. Callers must not
-	// change Idx in place between rows.
-	checked  []int32
-	checkedN int
+	// checked is the Idx last checked to lie inside the rows, for the
+	// row length, output width and pixel kind in memo, so that a resize
+	// checks its taps once, not once per row. Callers must not change Idx
+	// in place between rows.
+	checked []int32
+	memo    memoKey
 	// bases, made with the check, holds for each four output pixels the
 	// first source pixel of their taps, when the taps of every four lie
 	// within 16 source pixels (always so below a factor of 2); nil
 	// otherwise. The C kernel then takes four output pixels at a time.
 	bases []int32
+}
+
+// memoKey is what ResizeRow's tap check and bases depend on besides Idx.
+type memoKey struct {
+	n, out int
+	gray   bool
 }
 
 // tapSpan is how many source pixels the taps of four output pixels may
@@ -108,13 +115,14 @@ func (r *ResizeRow) Filter() {
 		// from any base inside the row.
 		r.tmp = make([]uint16, n+4*tapSpan)
 	}
-	if len(r.checked) != len(r.Idx) || unsafe.SliceData(r.checked) != unsafe.SliceData(r.Idx) || r.checkedN != n {
+	memo := memoKey{n: n, out: len(r.Out), gray: r.Gray}
+	if len(r.checked) != len(r.Idx) || unsafe.SliceData(r.checked) != unsafe.SliceData(r.Idx) || r.memo != memo {
 		for _, i := range r.Idx {
-			if i < 0 || ch*int(i) >= n {
+			if i < 0 || ch*int(i)+ch > n {
 				panic("kernel: resize tap outside the row")
 			}
 		}
-		r.checked, r.checkedN, r.bases = r.Idx, n, nil
+		r.checked, r.memo, r.bases = r.Idx, memo, nil
 		if !r.Gray {
 			r.bases = blockBases(r.Idx, len(r.Out)/4)
 		}

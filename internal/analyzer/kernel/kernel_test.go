@@ -191,3 +191,61 @@ func TestLaplacian(t *testing.T) {
 		t.Errorf("Laplacian of 3×2 = %d, %d; want 0, 0", s, s2)
 	}
 }
+
+// TestResizeRowReuse checks that a ResizeRow used again with the same taps
+// but a wider output, or as grey then RGBA, checks its taps again and
+// computes what the Go code computes, rather than trusting what it worked
+// out for the first use (stale four-pixel bases would read past them).
+func TestResizeRowReuse(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const w, ow = 64, 32
+	row := ResizeRow{W: [3]uint32{256, 0, 0}, Idx: make([]int32, 3*ow), Wt: make([]uint32, 3*ow)}
+	for k := range row.Rows {
+		row.Rows[k] = randomRGBA(r, w, 1)
+	}
+	for x := range ow {
+		row.Idx[3*x], row.Idx[3*x+1], row.Idx[3*x+2] = int32(2*x), int32(2*x+1), int32(2*x+1)
+		row.Wt[3*x], row.Wt[3*x+1] = 1<<14, 1<<14
+	}
+	for _, n := range []int{4, ow} {
+		row.Out = make([]uint8, 4*n)
+		row.Filter()
+		got := slices.Clone(row.Out)
+		withGo(row.Filter)
+		if !slices.Equal(got, row.Out) {
+			t.Errorf("ResizeRow reused for %d output pixels differs from the Go code", n)
+		}
+	}
+
+	// Taps fine for a grey row of 4·w pixels lie outside an RGBA row of w.
+	gray := ResizeRow{W: row.W, Idx: slices.Clone(row.Idx), Wt: row.Wt, Out: make([]uint8, ow), Gray: true}
+	for k := range gray.Rows {
+		gray.Rows[k] = row.Rows[k]
+	}
+	for i := range gray.Idx {
+		gray.Idx[i] += 3 * w
+	}
+	gray.Filter()
+	gray.Gray, gray.Out = false, make([]uint8, 4*ow)
+	defer func() {
+		if recover() == nil {
+			t.Error("ResizeRow reused as RGBA with taps past the row did not panic")
+		}
+	}()
+	gray.Filter()
+}
+
+// TestResizeRowPartialPixel checks that a tap on a partial last RGBA pixel
+// (a row length that is not a multiple of four) is refused.
+func TestResizeRowPartialPixel(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("a tap on a partial pixel did not panic")
+		}
+	}()
+	row := ResizeRow{W: [3]uint32{256, 0, 0}, Idx: []int32{1, 1, 1}, Wt: []uint32{1 << 15, 0, 0}, Out: make([]uint8, 4)}
+	for k := range row.Rows {
+		row.Rows[k] = make([]uint8, 6)
+	}
+	row.Filter()
+}
