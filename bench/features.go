@@ -108,8 +108,19 @@ func featureCosts(model *models.Model, base image.Image, rounds int) error {
 		}
 		fmt.Println()
 	}
-	fmt.Println("target: all ≤ 2× labels on 1 MP")
+	all, labels := results["all"][0], results["labels"][0]
+	fmt.Printf("target: all ≤ 2× labels on 1 MP — cpu %.2f× (%s), wall(%d) %.2f× (%s)\n",
+		float64(all.cpu)/float64(labels.cpu), verdict(all.cpu, labels.cpu), procs,
+		float64(all.wall)/float64(labels.wall), verdict(all.wall, labels.wall))
 	return nil
+}
+
+// verdict says whether all is within twice labels.
+func verdict(all, labels time.Duration) string {
+	if all <= 2*labels {
+		return "met"
+	}
+	return "not met"
 }
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
