@@ -27,8 +27,8 @@ const (
 	// SmallSide is the longer side of the small copy: faces runs on it, and
 	// labels, thumbnails, colours and hashes are made from it.
 	SmallSide = 640
-	// LargeSide is the longer side of the large copy: quality measures it
-	// and qr reads it before the full image.
+	// LargeSide is the longer side of the large luma plane (Luma): quality
+	// measures it and qr reads it before the full image.
 	LargeSide = 1000
 )
 
