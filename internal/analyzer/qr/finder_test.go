@@ -24,6 +24,20 @@ var exactHints = []map[gozxing.DecodeHintType]interface{}{
 	{gozxing.DecodeHintType_TRY_HARDER: true},
 }
 
+// binarized returns m as the bitmap our readers take and its black matrix.
+func binarized(t testing.TB, m image.Image) (*gozxing.BinaryBitmap, *gozxing.BitMatrix) {
+	t.Helper()
+	bmp, err := gozxing.NewBinaryBitmap(newBinarizer(newLuminance(m)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	matrix, err := bmp.GetBlackMatrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bmp, matrix
+}
+
 // exactInputs are the images on which our readers must match gozxing's:
 // four photos, each as it is and with a code of several sizes, angles and
 // JPEG qualities on it, and noise, large and tiny.
@@ -57,15 +71,7 @@ func TestSingleReaderMatchesGozxing(t *testing.T) {
 	var found, patterns int
 	for _, hints := range exactHints {
 		for _, in := range inputs {
-			lum := newLuminance(in.m)
-			bmp, err := gozxing.NewBinaryBitmap(newBinarizer(lum))
-			if err != nil {
-				t.Fatal(err)
-			}
-			matrix, err := bmp.GetBlackMatrix()
-			if err != nil {
-				t.Fatal(err)
-			}
+			bmp, matrix := binarized(t, in.m)
 			wantInfo, wantErr := detector.NewFinderPatternFinder(matrix, nil).Find(hints)
 			gotInfo, gotErr := findPatterns(matrix, hints)
 			if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(gotInfo, wantInfo) {

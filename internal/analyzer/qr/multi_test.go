@@ -31,14 +31,7 @@ func TestMultiReaderMatchesGozxing(t *testing.T) {
 	var patternSets, results, severalCodes, joined int
 	for _, hints := range exactHints {
 		for _, in := range inputs {
-			bmp, err := gozxing.NewBinaryBitmap(newBinarizer(newLuminance(in.m)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			matrix, err := bmp.GetBlackMatrix()
-			if err != nil {
-				t.Fatal(err)
-			}
+			bmp, matrix := binarized(t, in.m)
 			wantInfos, wantErr := multidetector.NewMultiFinderPatternFinder(matrix, nil).FindMulti(hints)
 			gotInfos, gotErr := findMultiPatterns(matrix, hints)
 			if !reflect.DeepEqual(errorChain(gotErr), errorChain(wantErr)) || !reflect.DeepEqual(gotInfos, wantInfos) {
@@ -82,13 +75,7 @@ func BenchmarkMultiReader(b *testing.B) {
 		name string
 		w, h int
 	}{{"1MP", 1152, 864}, {"12MP", 4000, 3000}} {
-		bmp, err := gozxing.NewBinaryBitmap(newBinarizer(newLuminance(photo(b, "kite.jpg", sz.w, sz.h))))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := bmp.GetBlackMatrix(); err != nil {
-			b.Fatal(err)
-		}
+		bmp, _ := binarized(b, photo(b, "kite.jpg", sz.w, sz.h))
 		for _, mr := range []struct {
 			name string
 			r    multi.MultipleBarcodeReader
