@@ -230,7 +230,7 @@ func (im *Image) Luma(maxSide int) *image.Gray {
 func fitGray(src *image.Gray, w, h int, bufs *imagedata.Buffers) *image.Gray {
 	sw, sh := src.Bounds().Dx(), src.Bounds().Dy()
 	w, h = min(w, sw), min(h, sh)
-	if k := min(sw/w, sh/h, maxGrayBox); k >= 2 {
+	if k := min(sw/w, sh/h, kernel.MaxGrayBox); k >= 2 {
 		reduced := bufs.Gray(image.Rect(0, 0, sw/k, sh/k)) // every pixel is written
 		kernel.BoxReduceGray(reduced.Pix, reduced.Stride, src.Pix, src.Stride, sw/k, sh/k, k)
 		if sw/k == w && sh/k == h {
@@ -248,9 +248,6 @@ func fitGray(src *image.Gray, w, h int, bufs *imagedata.Buffers) *image.Gray {
 	}
 	return areaResizeGray(src, w, h, bufs)
 }
-
-// maxGrayBox is the largest block kernel.BoxReduceGray takes.
-const maxGrayBox = 4096
 
 // LumaOf returns the luma of m as Luma computes it.
 func LumaOf(m *image.RGBA) *image.Gray { return lumaOf(m, nil) }

@@ -178,11 +178,15 @@ func BoxReduce(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int) 
 	impl.boxReduce(dst, dstStride, src, srcStride, w, h, k)
 }
 
+// MaxGrayBox is the largest factor BoxReduceGray takes: its sums must stay
+// within 32 bits.
+const MaxGrayBox = 4096
+
 // BoxReduceGray is BoxReduce for a grey image, one byte per pixel, for
-// any k ≥ 2 up to 4096.
+// any k ≥ 2 up to MaxGrayBox.
 func BoxReduceGray(dst []uint8, dstStride int, src []uint8, srcStride, w, h, k int) {
-	if k < 2 || k > 4096 {
-		panic("kernel: box factor outside 2..4096")
+	if k < 2 || k > MaxGrayBox {
+		panic("kernel: box factor outside 2..MaxGrayBox")
 	}
 	if w <= 0 || h <= 0 {
 		return

@@ -148,7 +148,9 @@ func reduce(m *image.Gray) *image.Gray {
 	if h > w {
 		tw, th = max(1, (w*workSide+h/2)/h), workSide
 	}
-	k := min(w/tw, h/th, maxBox)
+	// An image that would want a larger block than the kernel takes is
+	// averaged the rest of the way by shrinkGrey.
+	k := min(w/tw, h/th, kernel.MaxGrayBox)
 	if k < 2 {
 		return m
 	}
@@ -157,10 +159,6 @@ func reduce(m *image.Gray) *image.Gray {
 	kernel.BoxReduceGray(out.Pix, out.Stride, m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, ow, oh, k)
 	return out
 }
-
-// maxBox is the largest block kernel.BoxReduceGray takes; an image that
-// would want more is averaged the rest of the way by shrinkGrey.
-const maxBox = 4096
 
 // shrinkGrey area-averages m (0..255) into the side×side grid g, each cell
 // the mean of the source area it covers.
