@@ -6,7 +6,6 @@ import (
 	"image"
 	"runtime"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/glimpse-oss/glimpse/internal/analyzer"
@@ -67,11 +66,11 @@ func featureCosts(model *models.Model, base image.Image, rounds int) error {
 			for i, set := range sets {
 				for _, parallel := range []int{1, procs} {
 					pipe.SetParallel(parallel)
-					c0, t0 := processCPU(), time.Now()
+					c0, t0 := selfCPU(), time.Now()
 					if err := runJob(pipe, b, set.features); err != nil {
 						return fmt.Errorf("%s on %s: %w", set.name, s.name, err)
 					}
-					wall, cpu := time.Since(t0), processCPU()-c0
+					wall, cpu := time.Since(t0), selfCPU()-c0
 					if r == 0 {
 						continue
 					}
@@ -104,7 +103,7 @@ func featureCosts(model *models.Model, base image.Image, rounds int) error {
 		for i := range sizes {
 			c, ref := results[set.name][i], results["labels"][i]
 			fmt.Printf("  %6.1fms %7.2f× %7.1fms %7.2f×",
-				millis(c.cpu), float64(c.cpu)/float64(ref.cpu), millis(c.wall), float64(c.wall)/float64(ref.wall))
+				ms(c.cpu), float64(c.cpu)/float64(ref.cpu), ms(c.wall), float64(c.wall)/float64(ref.wall))
 		}
 		fmt.Println()
 	}
@@ -123,21 +122,10 @@ func verdict(all, labels time.Duration) string {
 	return "not met"
 }
 
-func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 func medianOf(ds []time.Duration) time.Duration {
 	ds = slices.Clone(ds)
 	slices.Sort(ds)
 	return ds[len(ds)/2]
-}
-
-// processCPU is the CPU time the process has used, user and system.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // jobBuffers are the pixel buffers the jobs recycle, as a worker's do.
