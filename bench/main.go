@@ -3,17 +3,20 @@
 // and noisy: absolute times drift, ratios hold.
 //
 //	(a) the in-process limit: decode + preprocess + inference on all cores, no queue, no HTTP
-//	    (measured just before and just after (b), and averaged)
+//	    (sessions made before the clock starts; measured just before and just after (b), and averaged)
 //	(b) `glimpse serve` end-to-end async throughput over HTTP (upload all, wait for all results)
 //	(c) their ratio b/a — what the service keeps of the machine's raw capacity
 //	(d) 100 concurrent synchronous requests (?wait=): average and max latency
 //
-// for 1 MP and 12 MP JPEGs made from a real photo. Run it with `make bench`.
+// for 1 MP and 12 MP JPEGs made from a real photo. (a)–(c) are repeated
+// (-trials, default 3) and the median trial is reported with the range.
+// Run it with `make bench`.
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,14 +50,15 @@ import (
 func main() {
 	bin := flag.String("bin", "bin/glimpse", "glimpse binary to run `serve` from")
 	n1 := flag.Int("n1", 300, "1 MP images per throughput run")
-	n12 := flag.Int("n12", 40, "12 MP images per throughput run")
+	n12 := flag.Int("n12", 100, "12 MP images per throughput run")
 	syncN := flag.Int("sync", 100, "concurrent synchronous requests")
 	src := flag.String("photo", "", "source photo (default: .deps/testdata/dog.jpg)")
 	mode := flag.String("mode", "all", "what to measure: service (throughput and latency), features (per-feature cost) or all")
 	rounds := flag.Int("rounds", 25, "jobs per feature and size in the features table")
+	trials := flag.Int("trials", 3, "throughput trials per size, each (a) then (b) then (a); the table reports the median ratio")
 	flag.StringVar(&serveArgs, "serve-args", "", "extra flags for `glimpse serve`, space-separated (e.g. \"--workers 4\")")
 	flag.Parse()
-	if err := run(*bin, *src, *mode, *n1, *n12, *syncN, *rounds); err != nil {
+	if err := run(*bin, *src, *mode, *n1, *n12, *syncN, *rounds, max(*trials, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -67,7 +71,7 @@ type sizeCase struct {
 	images [][]byte
 }
 
-func run(bin, src, mode string, n1, n12, syncN, rounds int) error {
+func run(bin, src, mode string, n1, n12, syncN, rounds, trials int) error {
 	if src == "" {
 		src = filepath.Join(".deps", "testdata", "dog.jpg")
 	}
@@ -102,7 +106,8 @@ func run(bin, src, mode string, n1, n12, syncN, rounds int) error {
 
 	type row struct {
 		name                      string
-		inproc, async             float64 // images per second
+		inproc, async             float64 // images per second, of the median trial
+		ratios                    []float64
 		syncAvg, syncMax, syncP50 time.Duration
 		inprocCPU, serveCPU       time.Duration // CPU time per image
 		clientCPU                 time.Duration // the uploading client's (this process's) CPU time per image in (b)
@@ -113,40 +118,56 @@ func run(bin, src, mode string, n1, n12, syncN, rounds int) error {
 		if c.name == "12 MP" {
 			n = n12
 		}
-		// The reference is measured before and after serve and averaged:
-		// this machine's speed drifts by several percent within minutes,
-		// and a reference taken only before would carry that drift into
-		// the ratio.
-		before, cpuBefore, err := inProcess(model, c.images[:n], runtime.NumCPU())
-		if err != nil {
-			return err
+		// Each trial measures the reference before and after serve and
+		// averages the two: this machine's speed drifts by several percent
+		// within minutes, and a reference taken only before would carry
+		// that drift into the ratio. Drift within a trial still moves its
+		// ratio by up to a tenth, so the table reports the median trial
+		// and the range.
+		var ts []row
+		for t := range trials {
+			before, cpuBefore, err := inProcess(model, c.images[:n], runtime.NumCPU())
+			if err != nil {
+				return err
+			}
+			client0 := selfCPU()
+			async, serveCPU, err := serveAsync(bin, c.images[:n])
+			clientCPU := (selfCPU() - client0) / time.Duration(n)
+			if err != nil {
+				return err
+			}
+			after, cpuAfter, err := inProcess(model, c.images[:n], runtime.NumCPU())
+			if err != nil {
+				return err
+			}
+			inproc := (before + after) / 2
+			fmt.Printf("%s trial %d: in-process %.1f img/s before serve, %.1f after; serve async %.1f img/s; ratio %.2f\n",
+				c.name, t+1, before, after, async, async/inproc)
+			ts = append(ts, row{inproc: inproc, async: async, inprocCPU: (cpuBefore + cpuAfter) / 2, serveCPU: serveCPU, clientCPU: clientCPU})
 		}
-		client0 := selfCPU()
-		async, serveCPU, err := serveAsync(bin, c.images[:n])
-		clientCPU := (selfCPU() - client0) / time.Duration(n)
-		if err != nil {
-			return err
+		slices.SortFunc(ts, func(a, b row) int { return cmp.Compare(a.async/a.inproc, b.async/b.inproc) })
+		r := ts[len(ts)/2]
+		r.name = c.name
+		for _, t := range ts {
+			r.ratios = append(r.ratios, t.async/t.inproc)
 		}
-		after, cpuAfter, err := inProcess(model, c.images[:n], runtime.NumCPU())
-		if err != nil {
-			return err
-		}
-		inproc, inprocCPU := (before+after)/2, (cpuBefore+cpuAfter)/2
-		fmt.Printf("%s: in-process reference %.1f img/s before serve, %.1f after\n", c.name, before, after)
 		avg, p50, mx, err := serveSync(bin, c.images[:syncN])
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: in-process %.1f img/s, serve async %.1f img/s, sync avg %v max %v\n", c.name, inproc, async, avg.Round(time.Millisecond), mx.Round(time.Millisecond))
-		rows = append(rows, row{c.name, inproc, async, avg, mx, p50, inprocCPU, serveCPU, clientCPU})
+		r.syncAvg, r.syncP50, r.syncMax = avg, p50, mx
+		fmt.Printf("%s: %d sync requests: avg %v, max %v\n", c.name, syncN, avg.Round(time.Millisecond), mx.Round(time.Millisecond))
+		rows = append(rows, r)
 	}
 
 	fmt.Println()
-	fmt.Printf("%-6s  %14s  %14s  %9s  %24s\n", "size", "(a) in-process", "(b) serve async", "(c) b/a", fmt.Sprintf("(d) %d sync: avg/p50/max", syncN))
+	fmt.Printf("%-6s  %14s  %14s  %9s  %11s  %24s\n", "size", "(a) in-process", "(b) serve async", "(c) b/a", "(c) range", fmt.Sprintf("(d) %d sync: avg/p50/max", syncN))
 	for _, r := range rows {
-		fmt.Printf("%-6s  %10.1f img/s  %10.1f img/s  %9.2f  %8s / %s / %s\n", r.name, r.inproc, r.async, r.async/r.inproc,
+		fmt.Printf("%-6s  %10.1f img/s  %10.1f img/s  %9.2f  %11s  %8s / %s / %s\n", r.name, r.inproc, r.async, r.async/r.inproc,
+			fmt.Sprintf("%.2f–%.2f", r.ratios[0], r.ratios[len(r.ratios)-1]),
 			r.syncAvg.Round(time.Millisecond), r.syncP50.Round(time.Millisecond), r.syncMax.Round(time.Millisecond))
 	}
+	fmt.Printf("((a), (b) and (c) are the median of %d trials by ratio; the range spans them all)\n", trials)
 	fmt.Println("\nCPU time per image (user + system; less sensitive to other load than the rates):")
 	fmt.Printf("%-6s  %14s  %14s  %9s  %14s\n", "size", "in-process", "serve (async)", "serve/in", "client (async)")
 	for _, r := range rows {
@@ -176,35 +197,44 @@ func loadBenchModel() (*models.Model, error) {
 // inference with one classifier per core, nothing else (each core recycling
 // its pixel buffers, as serve's workers do).
 func inProcess(model *models.Model, images [][]byte, workers int) (rate float64, cpuPer time.Duration, err error) {
+	// Sessions and buffers are made before the clock starts: the reference
+	// is the machine's limit on images, and serve makes its sessions before
+	// it is ready.
+	type core struct {
+		cls  *classify.Classifier
+		bufs *imagedata.Buffers
+	}
+	cores := make([]core, workers)
+	for i := range cores {
+		cls, err := classify.New(classify.Config{Model: model})
+		if err != nil {
+			return 0, 0, err
+		}
+		defer cls.Close()
+		// Pixel buffers recycled from one image to the next, as a
+		// worker does.
+		cores[i] = core{cls, imagedata.NewBuffers(worker.DefaultPixelBuffers)}
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, workers)
 	cpu0 := selfCPU()
 	start := time.Now()
-	for range workers {
+	for _, c := range cores {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cls, err := classify.New(classify.Config{Model: model})
-			if err != nil {
-				errc <- err
-				return
-			}
-			defer cls.Close()
-			// Pixel buffers recycled from one image to the next, as a
-			// worker does.
-			bufs := imagedata.NewBuffers(worker.DefaultPixelBuffers)
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(images) {
 					return
 				}
-				img, err := imagedata.Decode(images[i], imagedata.DefaultLimits(), imagedata.DecodeOptions{MinSide: cls.MinSide(), Buffers: bufs})
+				img, err := imagedata.Decode(images[i], imagedata.DefaultLimits(), imagedata.DecodeOptions{MinSide: c.cls.MinSide(), Buffers: c.bufs})
 				if err != nil {
 					errc <- err
 					return
 				}
-				_, err = cls.Classify(context.Background(), img.Image)
+				_, err = c.cls.Classify(context.Background(), img.Image)
 				img.Release()
 				if err != nil {
 					errc <- err
