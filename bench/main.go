@@ -10,6 +10,9 @@
 //
 // for 1 MP and 12 MP JPEGs made from a real photo. (a)–(c) are repeated
 // (-trials, default 3) and the median trial is reported with the range.
+// (b) is also split in two: the upload path's CPU per image (serve with no
+// workers taking the uploads) and the worker path's rate (serve restarted
+// on that full queue, draining it).
 // Run it with `make bench`.
 package main
 
@@ -111,6 +114,10 @@ func run(bin, src, mode string, n1, n12, syncN, rounds, trials int) error {
 		syncAvg, syncMax, syncP50 time.Duration
 		inprocCPU, serveCPU       time.Duration // CPU time per image
 		clientCPU                 time.Duration // the uploading client's (this process's) CPU time per image in (b)
+		// (b) split in two (see split)
+		upCPU, upClient time.Duration
+		drain           float64
+		drainCPU        time.Duration
 	}
 	var rows []row
 	for _, c := range cases {
@@ -151,6 +158,11 @@ func run(bin, src, mode string, n1, n12, syncN, rounds, trials int) error {
 		for _, t := range ts {
 			r.ratios = append(r.ratios, t.async/t.inproc)
 		}
+		if r.upCPU, r.upClient, r.drain, r.drainCPU, err = split(bin, c.images[:n]); err != nil {
+			return err
+		}
+		fmt.Printf("%s split: upload path %.1f ms serve CPU per image; worker path drains %.1f img/s at %.1f ms CPU per image\n",
+			c.name, ms(r.upCPU), r.drain, ms(r.drainCPU))
 		avg, p50, mx, err := serveSync(bin, c.images[:syncN])
 		if err != nil {
 			return err
@@ -174,6 +186,12 @@ func run(bin, src, mode string, n1, n12, syncN, rounds, trials int) error {
 		fmt.Printf("%-6s  %11.1f ms  %11.1f ms  %8.2f×  %11.1f ms\n", r.name, ms(r.inprocCPU), ms(r.serveCPU), float64(r.serveCPU)/float64(r.inprocCPU), ms(r.clientCPU))
 	}
 	fmt.Println("(the client, this process, shares the cores with serve while it uploads)")
+	fmt.Println("\n(b) split: serve without workers takes the uploads, then serve restarted drains the queue:")
+	fmt.Printf("%-6s  %16s  %14s  %16s  %9s  %14s\n", "size", "upload path CPU", "client CPU", "worker path", "÷ (a)", "worker CPU")
+	for _, r := range rows {
+		fmt.Printf("%-6s  %13.1f ms  %11.1f ms  %10.1f img/s  %9.2f  %11.1f ms\n", r.name, ms(r.upCPU), ms(r.upClient), r.drain, r.drain/r.inproc, ms(r.drainCPU))
+	}
+	fmt.Println("(per image; the worker path's CPU sits next to (a)'s in-process CPU above)")
 	fmt.Println("\ntargets (2 cores): (c) ≥ 0.85; 1 MP sync avg ≤ 0.6 s and max ≤ 1.2 s")
 	if mode == "all" {
 		return featureCosts(model, base, rounds)
@@ -291,12 +309,28 @@ func serveAsync(bin string, images [][]byte) (rate float64, cpuPer time.Duration
 		return 0, 0, err
 	}
 	defer s.stop()
-	ids := make([]string, len(images))
 	cpu0, err := procCPU(s.cmd.Process.Pid)
 	if err != nil {
 		return 0, 0, err
 	}
 	start := time.Now()
+	if err := uploadAll(s.url, images); err != nil {
+		return 0, 0, err
+	}
+	if err := waitDone(s.url, len(images), start); err != nil {
+		return 0, 0, err
+	}
+	elapsed := time.Since(start)
+	cpu1, err := procCPU(s.cmd.Process.Pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	return float64(len(images)) / elapsed.Seconds(), (cpu1 - cpu0) / time.Duration(len(images)), nil
+}
+
+// uploadAll uploads every image to serve at base, 8 uploads in flight,
+// each expecting 202.
+func uploadAll(base string, images [][]byte) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
@@ -309,30 +343,78 @@ func serveAsync(bin string, images [][]byte) (rate float64, cpuPer time.Duration
 				if i >= len(images) {
 					return
 				}
-				v, code, err := upload(s.url, "", images[i])
+				_, code, err := upload(base, "", images[i])
 				if err != nil || code != 202 {
 					errc <- fmt.Errorf("async upload: %d %v", code, err)
 					return
 				}
-				ids[i] = v.ID
 			}
 		}()
 	}
 	wg.Wait()
 	select {
 	case err := <-errc:
-		return 0, 0, err
+		return err
 	default:
+		return nil
+	}
+}
+
+// split measures (b)'s two halves apart. First serve with no workers takes
+// every upload: its CPU per upload is the upload path's cost (HTTP, content
+// hash, durable blob, row and job). Then serve is restarted on the same data
+// directory, as shipped, and drains the full queue: from the moment it is
+// ready to the last result, its rate and CPU per job are the worker path's.
+func split(bin string, images [][]byte) (upCPU, upClient time.Duration, drain float64, drainCPU time.Duration, err error) {
+	s, err := startServe(bin, "--workers", "0")
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer os.RemoveAll(s.data)
+	cpu0, err := procCPU(s.cmd.Process.Pid)
+	if err != nil {
+		s.halt()
+		return 0, 0, 0, 0, err
+	}
+	client0 := selfCPU()
+	err = uploadAll(s.url, images)
+	upClient = (selfCPU() - client0) / time.Duration(len(images))
+	cpu1, err2 := procCPU(s.cmd.Process.Pid)
+	s.halt()
+	if err := errors.Join(err, err2); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	upCPU = (cpu1 - cpu0) / time.Duration(len(images))
+
+	s, err = startServeIn(bin, s.data)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer s.halt()
+	start := time.Now()
+	cpu0, err = procCPU(s.cmd.Process.Pid)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	// Workers start before serve reports ready; what they finished by
+	// then is not counted.
+	done0, err := countDone(s.url)
+	if err != nil {
+		return 0, 0, 0, 0, err
 	}
 	if err := waitDone(s.url, len(images), start); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	elapsed := time.Since(start)
-	cpu1, err := procCPU(s.cmd.Process.Pid)
+	cpu1, err = procCPU(s.cmd.Process.Pid)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, 0, err
 	}
-	return float64(len(images)) / elapsed.Seconds(), (cpu1 - cpu0) / time.Duration(len(images)), nil
+	n := len(images) - done0
+	if n < 1 {
+		return 0, 0, 0, 0, errors.New("split: the queue drained before serve was ready")
+	}
+	return upCPU, upClient, float64(n) / elapsed.Seconds(), (cpu1 - cpu0) / time.Duration(n), nil
 }
 
 // serveSync sends every image at once with ?wait= and reports latencies.
@@ -446,16 +528,28 @@ type server struct {
 	data string
 }
 
-func startServe(bin string) (*server, error) {
+// startServe starts serve on a fresh data directory, with extra flags
+// after -serve-args (so they win).
+func startServe(bin string, extra ...string) (*server, error) {
 	data, err := os.MkdirTemp("", "glimpse-bench-")
 	if err != nil {
 		return nil, err
 	}
+	s, err := startServeIn(bin, data, extra...)
+	if err != nil {
+		os.RemoveAll(data)
+	}
+	return s, err
+}
+
+// startServeIn starts serve on data and returns once it is ready.
+func startServeIn(bin, data string, extra ...string) (*server, error) {
 	// serve as it ships (its autoscaled pool, one worker per core at
 	// least), unless -serve-args says otherwise, e.g. "--workers 2" for a
 	// fixed pool of one worker per core, as the in-process reference has.
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn"}
 	args = append(args, strings.Fields(serveArgs)...)
+	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -488,13 +582,19 @@ func startServe(bin string) (*server, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.stop()
+	s.halt()
 	return nil, errors.New("serve never became ready")
 }
 
-func (s *server) stop() {
+// halt stops serve gracefully and keeps its data directory.
+func (s *server) halt() {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
+}
+
+// stop stops serve and removes its data directory.
+func (s *server) stop() {
+	s.halt()
 	os.RemoveAll(s.data)
 }
 
