@@ -38,6 +38,7 @@ const (
 	DefaultResultsMaxBytes = 512 << 20
 	DefaultDLQMaxAge       = 30 * 24 * time.Hour
 	DefaultDLQMaxBytes     = 256 << 20
+	DefaultStartupWait     = time.Minute
 )
 
 // Config configures a Queue. The zero value of every field means its default.
@@ -72,6 +73,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the queue's metrics; none are registered when nil.
 	Registerer prometheus.Registerer
+	// StartupWait is how long Open keeps retrying requests that a JetStream
+	// which has just started cannot answer yet: a cluster whose servers
+	// are still electing a leader or meeting their peers lets requests time
+	// out or answers "temporarily unavailable" for a few seconds, and a
+	// process started alongside it should wait that out, not exit.
+	StartupWait time.Duration
 	// Syncer, for streams kept by an embedded server that does not fsync
 	// its writes (natsembed without SyncAlways), makes each stored publish
 	// durable before Publish returns: the server has written the message
@@ -113,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DLQMaxBytes == 0 {
 		c.DLQMaxBytes = DefaultDLQMaxBytes
+	}
+	if c.StartupWait == 0 {
+		c.StartupWait = DefaultStartupWait
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -177,12 +187,17 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		m:          newMetrics(cfg.Registerer),
 		termReason: versionAtLeast(nc.ConnectedServerVersion(), 2, 10, 4),
 	}
+	deadline := time.Now().Add(cfg.StartupWait)
 	for _, sc := range q.streamConfigs() {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		err := q.whileStarting(ctx, deadline, "stream "+sc.Name, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, sc)
+			return err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("queue: stream %s: %w", sc.Name, err)
 		}
 	}
-	q.workers, err = js.CreateOrUpdateConsumer(ctx, JobsStream, jetstream.ConsumerConfig{
+	consumer := jetstream.ConsumerConfig{
 		Durable:       WorkersConsumer,
 		Description:   "Glimpse workers",
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -194,6 +209,10 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		MaxWaiting:    512,
 		FilterSubject: JobsSubject + ".>",
 		Replicas:      0, // inherit the stream's
+	}
+	err = q.whileStarting(ctx, deadline, "consumer "+WorkersConsumer, func(ctx context.Context) (err error) {
+		q.workers, err = js.CreateOrUpdateConsumer(ctx, JobsStream, consumer)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: consumer %s: %w", WorkersConsumer, err)
@@ -203,6 +222,58 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	}
 	return q, nil
 }
+
+// whileStarting calls fn until it succeeds, fails for good, or deadline
+// (or ctx) ends. Each call gets at most startupAttempt: a request sent
+// before a cluster formed may never be answered, and the caller's ctx may
+// have a far deadline. It retries only the failures of a JetStream that
+// cannot answer yet (see startingUp), 250 ms apart, and logs each.
+func (q *Queue) whileStarting(ctx context.Context, deadline time.Time, what string, fn func(ctx context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, startupAttempt)
+		err := fn(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !startingUp(err) || time.Now().After(deadline) {
+			return err
+		}
+		q.log.Warn("JetStream not ready yet; retrying", "what", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// startupAttempt bounds each request whileStarting makes; it is the
+// jetstream client's own default request timeout.
+const startupAttempt = 5 * time.Second
+
+// startingUp reports whether err is what a JetStream that has just started
+// answers before it can serve requests: a request that timed out (the
+// client's own per-request deadline, not the caller's), "JetStream system
+// temporarily unavailable" (no meta leader yet) or "insufficient
+// resources" (peers not met yet). Any other failure is final: a stream
+// configuration the server refuses, or no responders at all, which is a
+// server without JetStream and should be said at once.
+func startingUp(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	var api jetstream.JetStreamError
+	if errors.As(err, &api) && api.APIError() != nil {
+		code := api.APIError().ErrorCode
+		return code == jsErrCodeTemporarilyUnavailable || code == jsErrCodeInsufficientResources
+	}
+	return false
+}
+
+// JetStream API error codes (nats-server's errors.json) that jetstream does
+// not name.
+const (
+	jsErrCodeTemporarilyUnavailable jetstream.ErrorCode = 10008
+	jsErrCodeInsufficientResources  jetstream.ErrorCode = 10023
+)
 
 // sync makes the messages the server stored so far durable, when a Syncer
 // stands in for the server's own fsyncs.
