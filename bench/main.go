@@ -127,32 +127,27 @@ func run(bin, src, mode string, n1, n12, syncN, rounds, trials int) error {
 		if c.name == "12 MP" {
 			n = n12
 		}
-		// Each trial measures the reference before and after serve and
-		// averages the two: this machine's speed drifts by several percent
-		// within minutes, and a reference taken only before would carry
-		// that drift into the ratio. Drift within a trial still moves its
-		// ratio by up to a tenth, so the table reports the median trial
-		// and the range.
+		// Each trial measures the reference around serve (see around).
+		// Drift within a trial still moves its ratio by up to a tenth, so
+		// the table reports the median trial and the range.
 		var ts []row
 		for t := range trials {
-			before, cpuBefore, err := inProcess(model, c.images[:n], runtime.NumCPU())
+			var (
+				rate                float64
+				serveCPU, clientCPU time.Duration
+			)
+			ref, err := around(model, c.images[:n], func() (err error) {
+				client0 := selfCPU()
+				rate, serveCPU, err = serveAsync(bin, c.images[:n])
+				clientCPU = (selfCPU() - client0) / time.Duration(n)
+				return err
+			})
 			if err != nil {
 				return err
 			}
-			client0 := selfCPU()
-			async, serveCPU, err := serveAsync(bin, c.images[:n])
-			clientCPU := (selfCPU() - client0) / time.Duration(n)
-			if err != nil {
-				return err
-			}
-			after, cpuAfter, err := inProcess(model, c.images[:n], runtime.NumCPU())
-			if err != nil {
-				return err
-			}
-			inproc := (before + after) / 2
 			fmt.Printf("%s trial %d: in-process %.1f img/s before serve, %.1f after; serve async %.1f img/s; ratio %.2f\n",
-				c.name, t+1, before, after, async, async/inproc)
-			ts = append(ts, row{inproc: inproc, async: async, inprocCPU: (cpuBefore + cpuAfter) / 2, serveCPU: serveCPU, clientCPU: clientCPU})
+				c.name, t+1, ref.before, ref.after, rate, rate/ref.rate())
+			ts = append(ts, row{inproc: ref.rate(), async: rate, inprocCPU: ref.cpu, serveCPU: serveCPU, clientCPU: clientCPU})
 		}
 		slices.SortFunc(ts, func(a, b row) int { return cmp.Compare(a.async/a.inproc, b.async/b.inproc) })
 		r := ts[len(ts)/2]
@@ -161,18 +156,14 @@ func run(bin, src, mode string, n1, n12, syncN, rounds, trials int) error {
 			r.ratios = append(r.ratios, t.async/t.inproc)
 		}
 		// The split gets its own reference, taken around it as a trial's.
-		before, cpuBefore, err := inProcess(model, c.images[:n], runtime.NumCPU())
+		ref, err := around(model, c.images[:n], func() (err error) {
+			r.upCPU, r.upClient, r.drain, r.drainCPU, err = split(bin, c.images[:n])
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		if r.upCPU, r.upClient, r.drain, r.drainCPU, err = split(bin, c.images[:n]); err != nil {
-			return err
-		}
-		after, cpuAfter, err := inProcess(model, c.images[:n], runtime.NumCPU())
-		if err != nil {
-			return err
-		}
-		r.splitRef, r.splitRefCPU = (before+after)/2, (cpuBefore+cpuAfter)/2
+		r.splitRef, r.splitRefCPU = ref.rate(), ref.cpu
 		fmt.Printf("%s split: upload path %.1f ms serve CPU per image; worker path drains %.1f img/s at %.1f ms CPU per image; in-process %.1f img/s at %.1f ms\n",
 			c.name, ms(r.upCPU), r.drain, ms(r.drainCPU), r.splitRef, ms(r.splitRefCPU))
 		avg, p50, mx, err := serveSync(bin, c.images[:syncN])
@@ -283,6 +274,34 @@ func inProcess(model *models.Model, images [][]byte, workers int) (rate float64,
 	default:
 	}
 	return float64(len(images)) / elapsed.Seconds(), cpu / time.Duration(len(images)), nil
+}
+
+// reference is the in-process rate measured just before and just after a
+// measurement, and the CPU per image of the two averaged.
+type reference struct {
+	before, after float64
+	cpu           time.Duration
+}
+
+// rate is the average of the two rates.
+func (r reference) rate() float64 { return (r.before + r.after) / 2 }
+
+// around runs fn between two measurements of the in-process reference on
+// images: this machine's speed drifts within minutes, and a reference
+// taken only before fn would carry that drift into the ratio.
+func around(model *models.Model, images [][]byte, fn func() error) (reference, error) {
+	before, cpuBefore, err := inProcess(model, images, runtime.NumCPU())
+	if err != nil {
+		return reference{}, err
+	}
+	if err := fn(); err != nil {
+		return reference{}, err
+	}
+	after, cpuAfter, err := inProcess(model, images, runtime.NumCPU())
+	if err != nil {
+		return reference{}, err
+	}
+	return reference{before: before, after: after, cpu: (cpuBefore + cpuAfter) / 2}, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
