@@ -69,14 +69,24 @@ func depBin(t testing.TB, name string) string {
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago. Used
 // only where a server must know its port before it starts (cluster routes).
-func freePort(t testing.TB) int {
+func freePort(t testing.TB) int { return freePorts(t, 1)[0] }
+
+// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago. It holds every listener until all n are chosen: ports taken
+// one at a time can repeat, and a cluster given the same port twice loses a
+// node (a CI run saw n3 refuse its config over a duplicate route).
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // proc is a process the test started. Its stdout and stderr go to logs.
@@ -201,9 +211,10 @@ func startNATSCluster(t testing.TB, size int) *natsCluster {
 	t.Helper()
 	c := &natsCluster{t: t, bin: depBin(t, "nats-server")}
 	dir := t.TempDir()
+	ports := freePorts(t, 3*size)
 	for i := range size {
 		c.nodes = append(c.nodes, &natsNode{
-			name: fmt.Sprintf("n%d", i+1), port: freePort(t), clusterPort: freePort(t), httpPort: freePort(t),
+			name: fmt.Sprintf("n%d", i+1), port: ports[3*i], clusterPort: ports[3*i+1], httpPort: ports[3*i+2],
 		})
 	}
 	for _, n := range c.nodes {

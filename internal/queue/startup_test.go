@@ -14,21 +14,28 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func freePort(t testing.TB) int {
+// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago, holding every listener until all n are chosen (ports taken
+// one at a time can repeat).
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // clusterNodes is the options of one server of an in-process three-server
 // JetStream cluster, not yet started.
 func clusterNodes(t testing.TB) []*server.Options {
 	t.Helper()
-	ports := []int{freePort(t), freePort(t), freePort(t)}
+	ports := freePorts(t, 3)
 	var nodes []*server.Options
 	for i := range 3 {
 		var routes []*url.URL
