@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,6 +261,44 @@ func TestIdempotentUpload(t *testing.T) {
 	}
 	if v := getImage(t, s.URL, a.ID); v.Attempts != 1 {
 		t.Errorf("re-uploaded image ran %d times; want 1", v.Attempts)
+	}
+
+	// The same bytes asked for a feature the image lacks: the one image is
+	// analysed again, for its labels and the new feature, and its result
+	// object follows.
+	var wider struct {
+		ID       string   `json:"id"`
+		Status   string   `json:"status"`
+		Attempts int      `json:"attempts"`
+		Features []string `json:"features"`
+		Result   struct {
+			Labels []any `json:"labels"`
+			Colors *struct {
+				Dominant []any `json:"dominant"`
+			} `json:"colors"`
+		} `json:"result"`
+	}
+	resp := uploadRaw(t, s.URL, "?features=colors&wait=60s", "image/jpeg", b, &wider)
+	if resp.StatusCode != 200 || wider.ID != a.ID || wider.Status != "done" || wider.Attempts != 2 ||
+		!slices.Equal(wider.Features, []string{"colors", "labels"}) ||
+		len(wider.Result.Labels) == 0 || wider.Result.Colors == nil || len(wider.Result.Colors.Dominant) == 0 {
+		t.Fatalf("asking for colors too = %d %+v; want 200, the same image done again (attempt 2) with labels and colors",
+			resp.StatusCode, wider)
+	}
+	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		doc, err := os.ReadFile(filepath.Join(s.Data, "blobs", "results", a.ID+".json"))
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(doc, []byte(`"colors"`)) || !bytes.Contains(doc, []byte(`"labels"`)) {
+			return fmt.Errorf("results/%s.json has no colors and labels yet: %s", a.ID, doc)
+		}
+		return nil
+	})
+	req, _ = http.NewRequest("GET", s.URL+"/v1/images", nil)
+	do(t, req, &list)
+	if len(list.Images) != 2 {
+		t.Errorf("store holds %d images after asking for more features; want 2", len(list.Images))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,6 +97,20 @@ func ParseFeatures(s string) ([]Feature, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out, nil
+}
+
+// UnionFeatures returns the sorted union of have and want, as ParseFeatures
+// sorts, and whether want names a feature that have lacks.
+func UnionFeatures(have, want []Feature) (union []Feature, widened bool) {
+	union = append([]Feature(nil), have...)
+	for _, f := range want {
+		if !slices.Contains(union, f) {
+			union = append(union, f)
+			widened = true
+		}
+	}
+	slices.Sort(union)
+	return union, widened
 }
 
 // FormatFeatures joins features with commas, the inverse of ParseFeatures.
@@ -191,9 +206,10 @@ type Job struct {
 	Features    []Feature `json:"features"`
 	EnqueuedAt  time.Time `json:"enqueued_at"`
 	// ImageCreatedAt is when the image's row was created. With the image id
-	// it names this life of the image: a retried upload publishes the same
-	// job again (and the queue drops the duplicate), while the same bytes
-	// uploaded again after a delete are a new life and a new job.
+	// and the features it names this life of the image: a retried upload
+	// publishes the same job again (and the queue drops the duplicate),
+	// while the same bytes uploaded again after a delete, or asked for more
+	// features once analysed, are a new job.
 	ImageCreatedAt time.Time `json:"image_created_at,omitzero"`
 	// AttemptBase is added to the queue's delivery count to number this
 	// job's attempts in the store. A job re-published by the reconciler
@@ -204,10 +220,11 @@ type Job struct {
 
 // MessageID is the queue's de-duplication id for j.
 func (j Job) MessageID() string {
-	if j.ImageCreatedAt.IsZero() {
-		return j.ImageID
+	id := j.ImageID
+	if !j.ImageCreatedAt.IsZero() {
+		id += "." + strconv.FormatInt(j.ImageCreatedAt.UnixMicro(), 10)
 	}
-	return j.ImageID + "." + strconv.FormatInt(j.ImageCreatedAt.UnixMicro(), 10)
+	return id + "." + FormatFeatures(j.Features)
 }
 
 // Outcome is the message published on the results stream once an image

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFeatures(t *testing.T) {
@@ -53,5 +54,40 @@ func TestImageIDs(t *testing.T) {
 		if ValidID(bad) {
 			t.Errorf("ValidID(%q) = true", bad)
 		}
+	}
+}
+
+func TestUnionFeatures(t *testing.T) {
+	tests := []struct {
+		have, want, union []Feature
+		widened           bool
+	}{
+		{[]Feature{FeatureLabels}, []Feature{FeatureLabels}, []Feature{FeatureLabels}, false},
+		{[]Feature{FeatureFaces, FeatureLabels}, []Feature{FeatureLabels}, []Feature{FeatureFaces, FeatureLabels}, false},
+		{[]Feature{FeatureLabels}, []Feature{FeatureQR, FeatureFaces}, []Feature{FeatureFaces, FeatureLabels, FeatureQR}, true},
+	}
+	for _, tt := range tests {
+		union, widened := UnionFeatures(tt.have, tt.want)
+		if !slices.Equal(union, tt.union) || widened != tt.widened {
+			t.Errorf("UnionFeatures(%v, %v) = %v, %v; want %v, %v", tt.have, tt.want, union, widened, tt.union, tt.widened)
+		}
+	}
+}
+
+// A job asking an image for more features is a new message, while a retried
+// publish of the same job is the same one.
+func TestMessageIDNamesTheFeatures(t *testing.T) {
+	born := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	j := Job{ImageID: "img_x", ImageCreatedAt: born, Features: []Feature{FeatureLabels}}
+	again := j
+	wider := j
+	wider.Features = []Feature{FeatureFaces, FeatureLabels}
+	reborn := j
+	reborn.ImageCreatedAt = born.Add(time.Second)
+	if j.MessageID() != again.MessageID() {
+		t.Errorf("the same job has ids %q and %q", j.MessageID(), again.MessageID())
+	}
+	if j.MessageID() == wider.MessageID() || j.MessageID() == reborn.MessageID() {
+		t.Errorf("ids %q, %q, %q; want the wider job and the new life to differ", j.MessageID(), wider.MessageID(), reborn.MessageID())
 	}
 }

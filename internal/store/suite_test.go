@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -101,6 +102,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) *DB) {
 	t.Run("DuplicateLabels", func(t *testing.T) { testDuplicateLabels(t, open(t)) })
 	t.Run("DeleteImage", func(t *testing.T) { testDeleteImage(t, open(t)) })
 	t.Run("Transitions", func(t *testing.T) { testTransitions(t, open(t)) })
+	t.Run("Reopen", func(t *testing.T) { testReopen(t, open(t)) })
 	t.Run("RequeueStaleTouch", func(t *testing.T) { testRequeueStaleTouch(t, open(t)) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
 	t.Run("CountByStatus", func(t *testing.T) { testCountByStatus(t, open(t)) })
@@ -409,6 +411,65 @@ func testDeleteImage(t *testing.T, db *DB) {
 	}
 	// The id is free again: a new upload of the same bytes creates it anew.
 	mustCreate(t, db, testImage("acme", 1))
+}
+
+// testReopen asks images for more features: only a finished image whose
+// features are still those its caller read goes back to queued, keeping
+// its result until the new one commits, and the new job's attempts win.
+func testReopen(t *testing.T, db *DB) {
+	ctx := context.Background()
+	labels := []job.Feature{job.FeatureLabels}
+	wider := []job.Feature{job.FeatureFaces, job.FeatureLabels}
+
+	done := mustCreate(t, db, testImage("acme", 1))
+	mustDone(t, db, done.ID, "tabby")
+	got, ok, err := db.Reopen(ctx, "acme", done.ID, labels, wider)
+	if err != nil || !ok {
+		t.Fatalf("Reopen(done) = %v, %v; want reopened", ok, err)
+	}
+	if got.Status != job.StatusQueued || !slices.Equal(got.Features, wider) || got.Attempts != 1 ||
+		got.Result == nil || got.StartedAt != nil || got.FinishedAt != nil {
+		t.Errorf("reopened image = status %s, features %v, attempts %d, result %v, started %v, finished %v; "+
+			"want queued, %v, 1, the old result, no times", got.Status, got.Features, got.Attempts, got.Result,
+			got.StartedAt, got.FinishedAt, wider)
+	}
+	// A second caller that read the old features loses the race.
+	if _, ok, err := db.Reopen(ctx, "acme", done.ID, labels, wider); err != nil || ok {
+		t.Errorf("Reopen(stale features) = %v, %v; want refused", ok, err)
+	}
+	// The new job's first delivery, numbered from the image's attempts,
+	// takes the image to done with the wider result.
+	if ok, err := db.MarkProcessing(ctx, done.ID, got.Attempts+1); err != nil || !ok {
+		t.Fatalf("MarkProcessing(attempt %d) = %v, %v", got.Attempts+1, ok, err)
+	}
+	res := &job.Result{Labels: []job.Label{{Label: "tabby", Score: 0.9}}, Faces: []job.Face{}}
+	if ok, err := db.SaveResult(ctx, done.ID, got.Attempts+1, res); err != nil || !ok {
+		t.Fatalf("SaveResult(attempt %d) = %v, %v", got.Attempts+1, ok, err)
+	}
+	after, err := db.GetImage(ctx, "acme", done.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != job.StatusDone || after.Result == nil || after.Result.Faces == nil || after.FinishedAt == nil {
+		t.Errorf("after the wider job: status %s, result %+v, finished %v; want done with faces", after.Status, after.Result, after.FinishedAt)
+	}
+
+	failed := mustCreate(t, db, testImage("acme", 2))
+	if ok, err := db.MarkFailed(ctx, failed.ID, 0, "boom"); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if got, ok, err := db.Reopen(ctx, "acme", failed.ID, labels, wider); err != nil || !ok || got.Error != "" {
+		t.Errorf("Reopen(failed) = %v, %v, error %q; want reopened with no error", ok, err, got.Error)
+	}
+
+	queued := mustCreate(t, db, testImage("acme", 3))
+	if got, ok, err := db.Reopen(ctx, "acme", queued.ID, labels, wider); err != nil || ok ||
+		got.Status != job.StatusQueued || !slices.Equal(got.Features, labels) {
+		t.Errorf("Reopen(queued) = %v, %v, %+v; want refused, unchanged", ok, err, got)
+	}
+	if _, _, err := db.Reopen(ctx, "other", done.ID, wider, labels); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Reopen(another tenant's image) error = %v, want ErrNotFound", err)
+	}
 }
 
 func testTransitions(t *testing.T, db *DB) {

@@ -87,6 +87,41 @@ func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.R
 	return ok, imageErr("save result", id, err)
 }
 
+// Reopen asks a finished image of tenant for more features: when image id
+// is done or failed and still has exactly the features from (the list its
+// caller read), it goes back to queued with the features to, its error
+// cleared. Its last result stays until the next one commits, and its
+// attempts stay, so that the new job's (numbered from them, see
+// job.Job.AttemptBase) are later ones. Reopen returns the image as it is
+// afterwards and whether this call reopened it: false when the image is not
+// finished or its features changed since it was read. Its start and finish
+// times are cleared, as a queued image has neither. It returns
+// ErrNotFound when tenant has no image id.
+func (db *DB) Reopen(ctx context.Context, tenant, id string, from, to []job.Feature) (img *job.Image, ok bool, err error) {
+	now := db.d.t(db.nowUTC())
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.d.q(`UPDATE images SET
+			features = ?, status = 'queued', error = '',
+			started_at = NULL, finished_at = NULL, updated_at = ?
+			WHERE id = ? AND tenant = ? AND status IN ('done', 'failed') AND features = ?`),
+			job.FormatFeatures(to), now, id, tenant, job.FormatFeatures(from))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		ok = n > 0
+		img, err = scanImage(db.queryRowTx(ctx, tx, qImageByID+` AND i.tenant = ?`, id, tenant))
+		return err
+	})
+	if err != nil {
+		return nil, false, imageErr("reopen", id, err)
+	}
+	return img, ok, nil
+}
+
 // MarkFailed marks image id failed with reason on behalf of attempt. Attempt
 // 0 is the dead-letter handler: it fails any image not yet done or failed,
 // whatever attempt last started. It returns ErrNotFound when the image does

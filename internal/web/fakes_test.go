@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -66,6 +67,21 @@ func (f *fakeStore) GetImage(_ context.Context, tenant, id string) (*job.Image, 
 		return nil, store.ErrNotFound
 	}
 	return clone(img), nil
+}
+
+func (f *fakeStore) Reopen(_ context.Context, tenant, id string, from, to []job.Feature) (*job.Image, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	img, ok := f.images[id]
+	if !ok || img.Tenant != tenant {
+		return nil, false, store.ErrNotFound
+	}
+	if !img.Status.Terminal() || !slices.Equal(img.Features, from) {
+		return clone(img), false, nil
+	}
+	img.Features = append([]job.Feature(nil), to...)
+	img.Status, img.Error, img.StartedAt, img.FinishedAt = job.StatusQueued, "", nil, nil
+	return clone(img), true, nil
 }
 
 func (f *fakeStore) ListImages(_ context.Context, opt store.ListOptions) (store.Page, error) {
@@ -198,15 +214,16 @@ func (f *fakeQueue) Publish(_ context.Context, j job.Job) error {
 	return nil
 }
 
-// jobs returns the distinct jobs published, in order.
+// jobs returns the distinct jobs published, in order: those the queue
+// keeps, as it drops a message whose id it has seen.
 func (f *fakeQueue) jobs() []job.Job {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	seen := map[string]bool{}
 	var out []job.Job
 	for _, j := range f.calls {
-		if !seen[j.ImageID] {
-			seen[j.ImageID] = true
+		if !seen[j.MessageID()] {
+			seen[j.MessageID()] = true
 			out = append(out, j)
 		}
 	}

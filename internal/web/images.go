@@ -119,12 +119,15 @@ func (s *Server) registerImages() {
 		Description: "Upload one or more images for analysis. Send either multipart/form-data with one or more parts " +
 			"named `file`, or the raw image bytes with an `image/*` Content-Type. Without `wait` the answer is 202 " +
 			"with the image (or `{\"images\": [...]}` for several files); with `wait` it is 200 once every image is " +
-			"done or failed, else 202. The same bytes (or the same Idempotency-Key) map to the same image.",
+			"done or failed, else 202. The same bytes (or the same Idempotency-Key) map to the same image. " +
+			"Sending a finished image again with features it lacks analyses it again for all of its features and " +
+			"the new ones (its previous result stays readable meanwhile); while it is still queued or processing " +
+			"that is a 409 with Retry-After.",
 		Tags:          []string{"images"},
 		Security:      sec,
 		Middlewares:   auth,
 		DefaultStatus: http.StatusAccepted,
-		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusRequestEntityTooLarge,
+		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusConflict, http.StatusRequestEntityTooLarge,
 			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
 	}, s.upload)
 	// The body is documented here rather than in the operation: declaring it

@@ -41,6 +41,10 @@ type Store interface {
 	DeleteImage(ctx context.Context, tenant, id string) error
 	// SimilarImages lists near-duplicates of an image by perceptual hash.
 	SimilarImages(ctx context.Context, tenant, id string, maxDistance, limit int) ([]store.Similar, error)
+	// Reopen takes a finished image whose features are still from back to
+	// queued with the features to; ok is false when it is not finished or
+	// its features changed (see store.DB.Reopen).
+	Reopen(ctx context.Context, tenant, id string, from, to []job.Feature) (img *job.Image, ok bool, err error)
 	// Authenticate maps an API key secret to its key record, or returns
 	// store.ErrUnauthorized.
 	Authenticate(ctx context.Context, secret string) (store.Key, error)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -122,7 +123,8 @@ func (s *Server) upload(ctx context.Context, in *uploadInput) (*uploadOutput, er
 // accept stores one validated file and enqueues its job: blob first, then
 // the row, then the publish, so that a 2xx means nothing can be lost. An
 // image already known (same bytes, or same Idempotency-Key) is returned as
-// it is, re-published if it is still queued.
+// it is, re-published if it is still queued; asked for features it was not
+// analysed for, it is analysed again for all of them (see widen).
 func (s *Server) accept(ctx context.Context, tenant string, f upload, features []job.Feature, idem string) (*job.Image, error) {
 	sha := job.ContentHash(f.data)
 	id := job.NewImageID(tenant, sha, idem)
@@ -132,6 +134,9 @@ func (s *Server) accept(ctx context.Context, tenant string, f upload, features [
 	case err == nil:
 		if idem != "" && img.SHA256 != sha {
 			return nil, errIdempotencyReuse()
+		}
+		if img, err = s.widen(ctx, img, features, idem); err != nil {
+			return nil, err
 		}
 	case errors.Is(err, store.ErrNotFound):
 		img = nil
@@ -181,6 +186,9 @@ func (s *Server) accept(ctx context.Context, tenant string, f upload, features [
 			EnqueuedAt:  s.now().UTC(),
 			// The row's birth names this life of the image (see job.Job).
 			ImageCreatedAt: img.CreatedAt,
+			// An image analysed before, now asked for more, numbers its
+			// new attempts after the old ones.
+			AttemptBase: img.Attempts,
 		})
 		if err != nil {
 			s.log.LogAttrs(ctx, slog.LevelError, "web: publish job",
@@ -192,6 +200,61 @@ func (s *Server) accept(ctx context.Context, tenant string, f upload, features [
 	}
 	return img, nil
 }
+
+// widen asks an image already known for the features it lacks of features.
+// A finished image goes back to queued for the union of its features and
+// the new ones (its previous result stays readable until the new one
+// commits), and accept publishes its job as it does a new image's. An image
+// still queued or processing cannot be widened: its job is under way with
+// its own list. That is a 409 asking the caller to send it again once the
+// image has finished. A different list under the same Idempotency-Key is a
+// 422, as different bytes are: the key names one request.
+func (s *Server) widen(ctx context.Context, img *job.Image, features []job.Feature, idem string) (*job.Image, error) {
+	for range 3 {
+		union, widened := job.UnionFeatures(img.Features, features)
+		switch {
+		case !widened:
+			return img, nil
+		case idem != "":
+			return nil, huma.Error422UnprocessableEntity(fmt.Sprintf(
+				"this Idempotency-Key was already used to ask for %s; use a new key to ask for %s",
+				job.FormatFeatures(img.Features), job.FormatFeatures(features)))
+		case !img.Status.Terminal():
+			return nil, retryAfter(huma.Error409Conflict(fmt.Sprintf(
+				"image %s is still %s for %s; send it again once it is done to add %s",
+				img.ID, img.Status, job.FormatFeatures(img.Features), job.FormatFeatures(missing(img.Features, features)))),
+				widenRetryAfterSec)
+		}
+		got, ok, err := s.deps.Store.Reopen(ctx, img.Tenant, img.ID, img.Features, union)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, huma.Error409Conflict(fmt.Sprintf("image %s was deleted while this upload was asking it for more features; send it again", img.ID))
+		case err != nil:
+			return nil, s.internalErr(ctx, "asking the image for more features", err)
+		case ok:
+			s.log.LogAttrs(ctx, slog.LevelInfo, "web: image asked for more features",
+				slog.String("image_id", img.ID), slog.String("features", job.FormatFeatures(union)))
+			return got, nil
+		}
+		img = got // changed since it was read: look again
+	}
+	return nil, retryAfter(huma.Error409Conflict(fmt.Sprintf("image %s is changing under concurrent uploads; send it again", img.ID)), widenRetryAfterSec)
+}
+
+// missing returns the features of want that have lacks.
+func missing(have, want []job.Feature) []job.Feature {
+	var out []job.Feature
+	for _, f := range want {
+		if !slices.Contains(have, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// widenRetryAfterSec is the Retry-After of a 409 for an image still being
+// analysed: a labels job takes a few tens of milliseconds once started.
+const widenRetryAfterSec = "1"
 
 // readImageBody reads a raw image body of the announced length (0 when
 // unknown), cut off just past lim.MaxBytes. It reads into one buffer of the

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -309,6 +310,49 @@ func TestUploadIdempotentReupload(t *testing.T) {
 	if rec.Code != http.StatusOK || done.Status != job.StatusDone || done.Result == nil || done.Result.Labels[0].Label != "tabby" {
 		t.Errorf("re-upload of a done image: %d %+v; want 200 with the result", rec.Code, done)
 	}
+}
+
+// Sending an image again with features it lacks analyses it again for all
+// of them once it has finished; while its job is under way it is a 409.
+func TestUploadAsksForMoreFeatures(t *testing.T) {
+	hs := newHarness(t, Config{}, nil)
+	b := pngBytes(t, 8, 8, 9)
+	var img job.Image
+	decode(t, hs.uploadRaw(t, "", "image/png", b), &img)
+
+	// Still queued: its job cannot take more features.
+	rec := hs.uploadRaw(t, "?features=faces", "image/png", b)
+	if detail := problemOf(t, rec, http.StatusConflict); !strings.Contains(detail, "faces") || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("409 detail %q, Retry-After %q; want the missing feature named and a Retry-After", detail, rec.Header().Get("Retry-After"))
+	}
+	// Asking for what it already has is a plain re-upload.
+	if rec := hs.uploadRaw(t, "?features=labels", "image/png", b); rec.Code != http.StatusAccepted {
+		t.Errorf("re-upload for the same features: %d; want 202", rec.Code)
+	}
+
+	hs.store.setStatus(img.ID, job.StatusDone, job.Label{Label: "tabby", Score: 0.9})
+	rec = hs.uploadRaw(t, "?features=faces,qr", "image/png", b)
+	var again job.Image
+	decode(t, rec, &again)
+	want := []job.Feature{job.FeatureFaces, job.FeatureLabels, job.FeatureQR}
+	if rec.Code != http.StatusAccepted || again.ID != img.ID || again.Status != job.StatusQueued ||
+		!slices.Equal(again.Features, want) || again.Result == nil {
+		t.Fatalf("asking a done image for more: %d %+v; want 202, the same id queued for %v with the old result", rec.Code, again, want)
+	}
+	jobs := hs.queue.jobs()
+	if len(jobs) != 2 || !slices.Equal(jobs[1].Features, want) || jobs[1].ImageID != img.ID {
+		t.Fatalf("jobs = %+v; want a second job of the image for %v", jobs, want)
+	}
+	if n := hs.store.count(); n != 1 {
+		t.Errorf("rows = %d; want 1", n)
+	}
+
+	// With an Idempotency-Key a different list is a different request.
+	k := hs.uploadRaw(t, "", "image/png", b, "Idempotency-Key", "k-1")
+	var keyed job.Image
+	decode(t, k, &keyed)
+	hs.store.setStatus(keyed.ID, job.StatusDone)
+	problemOf(t, hs.uploadRaw(t, "?features=faces", "image/png", b, "Idempotency-Key", "k-1"), http.StatusUnprocessableEntity)
 }
 
 func TestUploadIdempotencyKey(t *testing.T) {
