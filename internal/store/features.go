@@ -102,13 +102,31 @@ func (db *DB) featureFilters(opt ListOptions, where []string, args []any) ([]str
 		// An equirectangular distance: exact enough for the few hundred
 		// kilometres a "near" filter means, and plain arithmetic on every
 		// engine. The bounding box lets an engine skip most rows cheaply.
+		//
+		// Longitudes wrap at ±180°: the difference is taken the short way
+		// round (180 - |180 - |Δ||, for Δ in [0, 360]), and a box that
+		// crosses the antimeridian is two ranges of longitude.
 		dlat := n.Km / 111.32
 		cos := math.Max(math.Cos(n.Lat*math.Pi/180), 1e-6)
 		dlon := dlat / cos
-		where = append(where, "i.lat BETWEEN ? AND ? AND i.lon BETWEEN ? AND ?",
-			"(i.lat - ?) * (i.lat - ?) + (i.lon - ?) * (i.lon - ?) * ? <= ?")
-		args = append(args, n.Lat-dlat, n.Lat+dlat, n.Lon-dlon, n.Lon+dlon,
-			n.Lat, n.Lat, n.Lon, n.Lon, cos*cos, dlat*dlat)
+		lo, hi := n.Lon-dlon, n.Lon+dlon
+		where = append(where, "i.lat BETWEEN ? AND ?")
+		args = append(args, n.Lat-dlat, n.Lat+dlat)
+		switch {
+		case dlon >= 180: // every longitude is near enough
+		case lo < -180:
+			where = append(where, "(i.lon >= ? OR i.lon <= ?)")
+			args = append(args, lo+360, hi)
+		case hi > 180:
+			where = append(where, "(i.lon >= ? OR i.lon <= ?)")
+			args = append(args, lo, hi-360)
+		default:
+			where = append(where, "i.lon BETWEEN ? AND ?")
+			args = append(args, lo, hi)
+		}
+		const dlonSQL = "(180 - abs(180 - abs(i.lon - ?)))"
+		where = append(where, "(i.lat - ?) * (i.lat - ?) + "+dlonSQL+" * "+dlonSQL+" * ? <= ?")
+		args = append(args, n.Lat, n.Lat, n.Lon, n.Lon, cos*cos, dlat*dlat)
 	}
 	if opt.HasFaces != nil {
 		if *opt.HasFaces {

@@ -39,6 +39,10 @@ func testFeatureFilters(t *testing.T, db *DB) {
 		Faces: []job.Face{},
 	})
 	plain := doneWith(t, db, "a", 3, &job.Result{Labels: []job.Label{{Label: "tabby", Score: 0.5}}})
+	// Fiji, just east of the antimeridian (Taveuni, 179.99° E).
+	fiji := doneWith(t, db, "a", 4, &job.Result{
+		EXIF: &job.EXIF{Latitude: ptr(-16.8), Longitude: ptr(179.99)},
+	})
 	// Another tenant's image matching everything is never listed.
 	doneWith(t, db, "b", 1, &job.Result{QR: []job.Code{{Text: "https://shop.example/p/1", URL: &job.URLParts{}}}})
 
@@ -56,9 +60,14 @@ func testFeatureFilters(t *testing.T, db *DB) {
 		{"near paris", ListOptions{Near: &Near{Lat: 48.86, Lon: 2.35, Km: 10}}, []string{paris}},
 		{"near paris too tight", ListOptions{Near: &Near{Lat: 48.86, Lon: 2.35, Km: 1}}, nil},
 		{"near sydney", ListOptions{Near: &Near{Lat: -33.87, Lon: 151.21, Km: 5}}, []string{sydney}},
+		{"near fiji from the west of the antimeridian", ListOptions{Near: &Near{Lat: -16.8, Lon: -179.99, Km: 5}}, []string{fiji}},
+		{"near fiji from the east", ListOptions{Near: &Near{Lat: -16.8, Lon: 179.98, Km: 5}}, []string{fiji}},
+		{"near fiji, wide, across the antimeridian", ListOptions{Near: &Near{Lat: -16.8, Lon: -170, Km: 2000}}, []string{fiji}},
+		{"near fiji, too far west", ListOptions{Near: &Near{Lat: -16.8, Lon: -179.8, Km: 5}}, nil},
+		{"near the pole, every longitude", ListOptions{Near: &Near{Lat: -89.99, Lon: 0, Km: 20000}}, []string{fiji, sydney, paris}},
 		{"has faces", ListOptions{HasFaces: ptr(true)}, []string{paris}},
 		{"no faces (only where faces ran)", ListOptions{HasFaces: ptr(false)}, []string{sydney}},
-		{"no filter", ListOptions{}, []string{plain, sydney, paris}},
+		{"no filter", ListOptions{}, []string{fiji, plain, sydney, paris}},
 	}
 	// substr counts characters: a prefix with a multi-byte one still matches.
 	cafe := doneWith(t, db, "c", 1, &job.Result{QR: []job.Code{{Text: "https://café.example/menu", URL: &job.URLParts{}}}})

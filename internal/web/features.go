@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -39,9 +40,19 @@ func (q FeatureQuery) apply(opt *store.ListOptions) error {
 		}
 		t, err := parseTimeParam(p.val)
 		if err != nil {
-			return huma.Error400BadRequest(fmt.Sprintf("%s must be an RFC 3339 time (2024-05-17T14:03:11Z) or a date (2024-05-17), not %q", p.name, truncate(p.val, 64)))
+			msg := fmt.Sprintf("%s must be an RFC 3339 time (2024-05-17T14:03:11Z) or a date (2024-05-17), not %q", p.name, truncate(p.val, 64))
+			if strings.Contains(p.val, " ") {
+				// A + of an offset arrives as a space unless it is
+				// percent-encoded.
+				msg += "; write a + in an offset as %2B"
+			}
+			return huma.Error400BadRequest(msg)
 		}
 		*p.dst = t
+	}
+	if !opt.TakenAfter.IsZero() && !opt.TakenBefore.IsZero() && !opt.TakenAfter.Before(opt.TakenBefore) {
+		return huma.Error400BadRequest(fmt.Sprintf("taken_after (%s) must be before taken_before (%s)",
+			truncate(q.TakenAfter, 64), truncate(q.TakenBefore, 64)))
 	}
 	if q.Near != "" {
 		n, err := parseNear(q.Near)
@@ -85,7 +96,7 @@ func parseNear(s string) (*store.Near, error) {
 	var v [3]float64
 	for i, p := range parts {
 		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
-		if err != nil {
+		if err != nil || math.IsNaN(f) {
 			return nil, bad
 		}
 		v[i] = f

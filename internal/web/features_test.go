@@ -32,6 +32,11 @@ func TestListFeatureFilters(t *testing.T) {
 		{"near=48.8,2.2", "near"},
 		{"near=91,0,10", "near"},
 		{"near=0,0,0", "near"},
+		{"near=NaN,0,5", "near"},
+		{"near=0,nan,5", "near"},
+		{"near=0,0,NaN", "near"},
+		{"taken_after=2024-06-01&taken_before=2024-05-01", "before taken_before"},
+		{"taken_after=2024-05-17T14:03:11+02:00", "%2B"},
 		{"has_faces=maybe", "has_faces"},
 	} {
 		rec := hs.do(httptest.NewRequest(http.MethodGet, "/v1/images?"+tt.query, nil))
