@@ -164,7 +164,7 @@ type Result struct {
 	// Model names the classifier that produced Labels.
 	Model     string     `json:"model,omitempty" doc:"Classifier model name"`
 	QR        []Code     `json:"qr,omitzero" doc:"QR codes and barcodes found"`
-	EXIF      *EXIF      `json:"exif,omitempty" doc:"When, where and with what the photo was taken"`
+	EXIF      *EXIF      `json:"exif,omitempty" doc:"When, where and with what the photo was taken; {} when the image has no such metadata"`
 	Faces     []Face     `json:"faces,omitzero" doc:"Face boxes in display pixels"`
 	Colors    *Colors    `json:"colors,omitempty" doc:"Dominant colours and brightness"`
 	Quality   *Quality   `json:"quality,omitempty" doc:"Sharpness, contrast, entropy, exposure"`

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -143,11 +144,12 @@ func (s *Server) registerFeatureRoutes(auth huma.Middlewares, sec []map[string][
 		Summary:     "List near-duplicates of an image",
 		Description: "Images of the caller's tenant whose 64-bit perceptual hash (feature `phash`) is within " +
 			"`max_distance` bits of this image's, nearest first. Exact duplicates never appear: the same bytes are " +
-			"the same image. An image analysed without `phash` has no near-duplicates to list.",
+			"the same image. An image not analysed for `phash` (or not yet) has no hash to compare: that is a 409 " +
+			"saying so; sending the same bytes again with `features=phash` adds it.",
 		Tags:        []string{"images"},
 		Security:    sec,
 		Middlewares: auth,
-		Errors:      append([]int{http.StatusBadRequest}, errs...),
+		Errors:      append([]int{http.StatusBadRequest, http.StatusConflict}, errs...),
 	}, s.similar)
 
 	huma.Register(s.api, huma.Operation{
@@ -184,8 +186,17 @@ func (s *Server) similar(ctx context.Context, in *similarInput) (*similarOutput,
 		}
 		limit = n
 	}
-	if !job.ValidID(in.ID) {
-		return nil, errImageNotFound(in.ID)
+	img, err := s.lookup(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !slices.Contains(img.Features, job.FeaturePHash):
+		return nil, huma.Error409Conflict(fmt.Sprintf(
+			"image %q was not analysed for phash, so it has no near-duplicates to list; send the same image again with features=phash to add it", img.ID))
+	case img.Result == nil || img.Result.PHash == "":
+		return nil, retryAfter(huma.Error409Conflict(fmt.Sprintf(
+			"image %q is %s and has no perceptual hash yet; ask again once it is done", img.ID, img.Status)), widenRetryAfterSec)
 	}
 	sims, err := s.deps.Store.SimilarImages(ctx, tenantOf(ctx), in.ID, maxDist, limit)
 	if errors.Is(err, store.ErrNotFound) {
@@ -207,7 +218,7 @@ func (s *Server) thumbnail(ctx context.Context, in *imageInput) (*thumbnailOutpu
 		return nil, err
 	}
 	if img.Result == nil || img.Result.Thumbnail == nil {
-		return nil, huma.Error404NotFound(fmt.Sprintf("image %q has no thumbnail; upload it with features=thumbnail", img.ID))
+		return nil, huma.Error404NotFound(fmt.Sprintf("image %q has no thumbnail; send the same image again with features=thumbnail to add it", img.ID))
 	}
 	b, err := s.deps.Blobs.Get(ctx, job.ThumbnailKey(img.ID))
 	if s.deps.IsBlobNotFound(err) {

@@ -52,7 +52,24 @@ func TestSimilarAndThumbnail(t *testing.T) {
 	b := seed(t, hs, DefaultTenant, "b.png", pngBytes(t, 4, 4, 2))
 	hs.store.similar = []store.Similar{{Image: b, Distance: 3}}
 
-	rec := hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/"+a.ID+"/similar?max_distance=12&limit=5", nil))
+	// Analysed without phash, or not yet: a 409 that says what to do.
+	rec := hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/"+a.ID+"/similar", nil))
+	if detail := problemOf(t, rec, http.StatusConflict); !strings.Contains(detail, "features=phash") {
+		t.Errorf("similar of an image without phash: %q; want advice to add it", detail)
+	}
+	hs.store.mu.Lock()
+	hs.store.images[a.ID].Features = []job.Feature{job.FeatureLabels, job.FeaturePHash}
+	hs.store.mu.Unlock()
+	rec = hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/"+a.ID+"/similar", nil))
+	if detail := problemOf(t, rec, http.StatusConflict); !strings.Contains(detail, "queued") || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("similar of an image not analysed yet: %q; want its status and a Retry-After", detail)
+	}
+	hs.store.mu.Lock()
+	hs.store.images[a.ID].Status = job.StatusDone
+	hs.store.images[a.ID].Result = &job.Result{PHash: "c3a1f0e08c0f1e3c"}
+	hs.store.mu.Unlock()
+
+	rec = hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/"+a.ID+"/similar?max_distance=12&limit=5", nil))
 	var list SimilarList
 	decode(t, rec, &list)
 	if rec.Code != 200 || len(list.Images) != 1 || list.Images[0].Distance != 3 || list.Images[0].Image.ID != b.ID {

@@ -65,11 +65,17 @@ func (a *Analyzer) Analyze(ctx context.Context, img *analyzer.Image, res *job.Re
 		return fmt.Errorf("exif: %w", err)
 	}
 	e, err := Read(img.Header.Format, img.Bytes)
-	if e != nil {
+	switch {
+	case e != nil:
 		res.EXIF = e
-		return nil
+	case err != nil:
+		return err
+	default:
+		// Asked for and found none: an empty object, so that a caller
+		// can tell "no metadata" from "not asked for".
+		res.EXIF = &job.EXIF{}
 	}
-	return err
+	return nil
 }
 
 // Read returns the EXIF fields of b, an image in format f. It returns nil and

@@ -178,7 +178,7 @@ func TestAnalyzeJPEG(t *testing.T) {
 		{"sydney S/E", gps(-33.8568, 151.2153), &job.EXIF{Latitude: ptr(-33.8568), Longitude: ptr(151.2153)}},
 		{"new york N/W", gps(40.6892, -74.0445), &job.EXIF{Latitude: ptr(40.6892), Longitude: ptr(-74.0445)}},
 		{"equator and meridian", gps(0, 0), &job.EXIF{Latitude: ptr(0), Longitude: ptr(0)}},
-		{"latitude without longitude", []string{"-GPSLatitude=10.5", "-GPSLatitudeRef=N"}, nil},
+		{"latitude without longitude", []string{"-GPSLatitude=10.5", "-GPSLatitudeRef=N"}, &job.EXIF{}},
 		{"above sea level", []string{"-GPSAltitude=35.5", "-GPSAltitudeRef#=0"}, &job.EXIF{Altitude: ptr(35.5)}},
 		{"below sea level", []string{"-GPSAltitude=430.25", "-GPSAltitudeRef#=1"}, &job.EXIF{Altitude: ptr(-430.25)}},
 		{"altitude without ref", []string{"-GPSAltitude=12"}, &job.EXIF{Altitude: ptr(12)}},
@@ -225,7 +225,7 @@ func TestAnalyzeJPEG(t *testing.T) {
 		{"orientation 8", []string{"-Orientation#=8"}, &job.EXIF{Orientation: 8}},
 		{"make and model", []string{"-Make=Canon", "-Model=Canon EOS 5D"}, &job.EXIF{Make: "Canon", Model: "Canon EOS 5D"}},
 		{"padded make and model", []string{"-Make=  NIKON CORPORATION  ", "-Model=NIKON D750   "}, &job.EXIF{Make: "NIKON CORPORATION", Model: "NIKON D750"}},
-		{"unrelated tags only", []string{"-Artist=Someone", "-ExposureTime=1/125"}, nil},
+		{"unrelated tags only", []string{"-Artist=Someone", "-ExposureTime=1/125"}, &job.EXIF{}},
 		{
 			"everything",
 			append(gps(-33.8568, 151.2153),
@@ -305,8 +305,9 @@ func TestAnalyzeNoEXIF(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Analyze: %v", err)
 			}
-			if got != nil {
-				t.Errorf("EXIF = %+v; want nil", got)
+			// Asked for and absent: an empty object, not a missing one.
+			if got == nil || *got != (job.EXIF{}) {
+				t.Errorf("EXIF = %+v; want {}", got)
 			}
 		})
 	}

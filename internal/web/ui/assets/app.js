@@ -648,8 +648,13 @@ function detailPage(main, id) {
     $('.d-legend', page).textContent = legend.join(' · ');
   };
 
+  // Asked for and empty says so; not asked for is not shown.
   const renderCodes = (r) => {
-    $('.d-qr-card', page).hidden = !(r.qr && r.qr.length);
+    $('.d-qr-card', page).hidden = !r.qr;
+    if (r.qr && !r.qr.length) {
+      $('.d-qr', page).replaceChildren(el('li', { class: 'muted' }, 'No codes found'));
+      return;
+    }
     $('.d-qr', page).replaceChildren(...(r.qr || []).map((c) => {
       const href = safeHref(c.text);
       const text = href ? el('a', { href, rel: 'noopener noreferrer', target: '_blank' }, c.text) : el('span', {}, c.text);
@@ -663,14 +668,16 @@ function detailPage(main, id) {
   };
 
   const renderEXIF = (e) => {
-    const has = e && kv($('.d-exif', page), [
+    $('.d-exif-card', page).hidden = !e;
+    if (!e) return;
+    const has = kv($('.d-exif', page), [
       ['Taken', e.taken_at ? e.taken_at.replace('T', ' ') : ''],
       ['Place', place(e)],
       ['Altitude', e.altitude != null ? `${e.altitude.toFixed(0)} m` : ''],
       ['Camera', [e.make, e.model].filter(Boolean).join(' ')],
       ['Orientation', e.orientation || ''],
     ]);
-    $('.d-exif-card', page).hidden = !has;
+    if (!has) $('.d-exif', page).replaceChildren(el('dd', { class: 'muted' }, 'No EXIF metadata'));
   };
 
   const renderColors = (c) => {
