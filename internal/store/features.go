@@ -28,7 +28,8 @@ type Similar struct {
 
 // featureCols are the filterable values SaveResult pulls out of a result.
 type featureCols struct {
-	qrURL    sql.NullString
+	qrURL    sql.NullString // the first of qrURLs
+	qrURLs   []string       // the text of every code that is a URL
 	takenAt  *time.Time // passed through dialect.nt, like every time
 	lat, lon sql.NullFloat64
 	faces    sql.NullInt64
@@ -39,9 +40,11 @@ func extractFeatures(res *job.Result) featureCols {
 	var c featureCols
 	for _, code := range res.QR {
 		if code.URL != nil {
-			c.qrURL = sql.NullString{String: code.Text, Valid: true}
-			break
+			c.qrURLs = append(c.qrURLs, code.Text)
 		}
+	}
+	if len(c.qrURLs) > 0 {
+		c.qrURL = sql.NullString{String: c.qrURLs[0], Valid: true}
 	}
 	if e := res.EXIF; e != nil {
 		if t, ok := ParseTakenAt(e.TakenAt); ok {
@@ -87,7 +90,8 @@ func (db *DB) featureFilters(opt ListOptions, where []string, args []any) ([]str
 	if opt.QRURL != "" {
 		// A prefix match that needs no LIKE escaping and means the same on
 		// every engine; substr counts characters, not bytes, in both.
-		where = append(where, "substr(i.qr_url, 1, ?) = ?")
+		// Any of the image's codes may match.
+		where = append(where, "EXISTS (SELECT 1 FROM image_qr_urls u WHERE u.image_id = i.id AND substr(u.url, 1, ?) = ?)")
 		args = append(args, utf8.RuneCountInString(opt.QRURL), opt.QRURL)
 	}
 	if !opt.TakenAfter.IsZero() {

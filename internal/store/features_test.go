@@ -39,6 +39,13 @@ func testFeatureFilters(t *testing.T, db *DB) {
 		Faces: []job.Face{},
 	})
 	plain := doneWith(t, db, "a", 3, &job.Result{Labels: []job.Label{{Label: "tabby", Score: 0.5}}})
+	// Three codes: only the second and third are URLs, and both match
+	// "https://".
+	multi := doneWith(t, db, "a", 5, &job.Result{QR: []job.Code{
+		{Text: "HELLO plain text"},
+		{Text: "https://tiny.example/x/y/z", URL: &job.URLParts{Host: "tiny.example"}},
+		{Text: "https://a.example/one", URL: &job.URLParts{Host: "a.example"}},
+	}})
 	// Fiji, just east of the antimeridian (Taveuni, 179.99° E).
 	fiji := doneWith(t, db, "a", 4, &job.Result{
 		EXIF: &job.EXIF{Latitude: ptr(-16.8), Longitude: ptr(179.99)},
@@ -54,6 +61,9 @@ func testFeatureFilters(t *testing.T, db *DB) {
 		{"qr prefix", ListOptions{QRURL: "https://shop.example/"}, []string{paris}},
 		{"qr exact", ListOptions{QRURL: "https://other.example/x"}, []string{sydney}},
 		{"qr none", ListOptions{QRURL: "https://nowhere"}, nil},
+		{"qr any code, not only the first", ListOptions{QRURL: "https://a.example"}, []string{multi}},
+		{"qr two codes match, listed once", ListOptions{QRURL: "https://"}, []string{multi, sydney, paris}},
+		{"qr text that is not a URL", ListOptions{QRURL: "HELLO"}, nil},
 		{"taken after", ListOptions{TakenAfter: time.Date(2024, 5, 20, 0, 0, 0, 0, time.UTC)}, []string{sydney}},
 		{"taken before (offset honoured)", ListOptions{TakenBefore: time.Date(2024, 5, 17, 12, 3, 12, 0, time.UTC)}, []string{paris}},
 		{"taken window", ListOptions{TakenAfter: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), TakenBefore: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}, []string{sydney, paris}},
@@ -67,7 +77,7 @@ func testFeatureFilters(t *testing.T, db *DB) {
 		{"near the pole, every longitude", ListOptions{Near: &Near{Lat: -89.99, Lon: 0, Km: 20000}}, []string{fiji, sydney, paris}},
 		{"has faces", ListOptions{HasFaces: ptr(true)}, []string{paris}},
 		{"no faces (only where faces ran)", ListOptions{HasFaces: ptr(false)}, []string{sydney}},
-		{"no filter", ListOptions{}, []string{fiji, plain, sydney, paris}},
+		{"no filter", ListOptions{}, []string{fiji, multi, plain, sydney, paris}},
 	}
 	// substr counts characters: a prefix with a multi-byte one still matches.
 	cafe := doneWith(t, db, "c", 1, &job.Result{QR: []job.Code{{Text: "https://café.example/menu", URL: &job.URLParts{}}}})

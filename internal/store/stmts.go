@@ -37,13 +37,16 @@ const (
 		updated_at = ?
 		WHERE id = ? AND status IN ('queued', 'processing') AND attempts <= ?`
 	qDeleteLabels = `DELETE FROM image_labels WHERE image_id = ?`
+	qDeleteQRURLs = `DELETE FROM image_qr_urls WHERE image_id = ?`
+	qInsertQRURL  = `INSERT INTO image_qr_urls (image_id, rank, url) VALUES (?, ?, ?)`
 	qInsertLabel  = `INSERT INTO image_labels
 		(image_id, label, score, rank, tenant, created_at)
 		SELECT id, ?, ?, ?, tenant, created_at FROM images WHERE id = ?`
 )
 
 // writerQueries are prepared on the writer when a SQLite store opens.
-var writerQueries = []string{qInsertImage, qImageByID, qImageExists, qMarkProcessing, qSaveResult, qDeleteLabels, qInsertLabel}
+var writerQueries = []string{qInsertImage, qImageByID, qImageExists, qMarkProcessing, qSaveResult, qDeleteLabels, qInsertLabel,
+	qDeleteQRURLs, qInsertQRURL}
 
 // stmts caches prepared statements, per handle and query. Preparing is a
 // large share of a small statement's cost in SQLite: it parses the SQL and

@@ -42,7 +42,8 @@ func (db *DB) MarkProcessing(ctx context.Context, id string, attempt int) (ok bo
 
 // SaveResult stores attempt's result for image id and marks it done: the
 // result JSON, width and height from res (when non-zero), the image's label
-// rows (replaced, so a redelivery never duplicates them) and finished_at.
+// rows and QR URLs (replaced, so a redelivery never duplicates them) and
+// finished_at.
 // It returns ErrNotFound when the image does not exist.
 func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.Result) (ok bool, err error) {
 	if attempt < 1 {
@@ -79,6 +80,14 @@ func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.R
 			}
 			seen[label] = true
 			if _, err := db.execTx(ctx, tx, qInsertLabel, label, l.Score, i, id); err != nil {
+				return err
+			}
+		}
+		if _, err := db.execTx(ctx, tx, qDeleteQRURLs, id); err != nil {
+			return err
+		}
+		for i, u := range fc.qrURLs {
+			if _, err := db.execTx(ctx, tx, qInsertQRURL, id, i, u); err != nil {
 				return err
 			}
 		}
