@@ -65,10 +65,10 @@ type Colors struct {
 // Quality holds the measures the original OpenCV analysis service returned.
 type Quality struct {
 	Sharpness    float64 `json:"sharpness" doc:"Variance of the Laplacian on a ~1000 px grey copy; higher is sharper"`
-	Blurry       bool    `json:"blurry" doc:"Sharpness below the blur threshold"`
+	Blurry       bool    `json:"blurry" doc:"Sharpness below the blur threshold (default 100), unless high for the photo's contrast (a sharp but dim or flat photo)"`
 	Contrast     float64 `json:"contrast" doc:"RMS contrast: standard deviation of luma in [0,1]"`
 	Entropy      float64 `json:"entropy" doc:"Shannon entropy of the luma histogram in bits (0..8)"`
-	Exposure     string  `json:"exposure" doc:"under, over or ok" enum:"under,over,ok"`
+	Exposure     string  `json:"exposure" doc:"under when a quarter of the pixels are near-black or the mean luma is below 0.15, over likewise for near-white or above 0.85, else ok" enum:"under,over,ok"`
 	Underexposed float64 `json:"underexposed" doc:"Share of near-black pixels"`
 	Overexposed  float64 `json:"overexposed" doc:"Share of near-white pixels"`
 	Megapixels   float64 `json:"megapixels" doc:"Display resolution in megapixels"`

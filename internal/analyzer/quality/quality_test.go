@@ -221,6 +221,37 @@ func TestBlurSeparation(t *testing.T) {
 	}
 }
 
+// dim returns m with its colours scaled by f.
+func dim(m *image.RGBA, f float64) *image.RGBA {
+	out := image.NewRGBA(m.Bounds())
+	for i, v := range m.Pix {
+		if i%4 == 3 {
+			out.Pix[i] = v
+		} else {
+			out.Pix[i] = uint8(float64(v) * f)
+		}
+	}
+	return out
+}
+
+// An evenly dim photo is underexposed, not blurry; dim and blurred, it is
+// both.
+func TestDimPhotos(t *testing.T) {
+	for _, name := range testPhotos {
+		t.Run(name, func(t *testing.T) {
+			m := photo(t, name)
+			dark := analyze(t, dim(m, 0.15))
+			if dark.Exposure != ExposureUnder || dark.Blurry {
+				t.Errorf("at 15%% brightness: exposure %q, blurry %v (sharpness %.1f, contrast %.3f); want under, not blurry",
+					dark.Exposure, dark.Blurry, dark.Sharpness, dark.Contrast)
+			}
+			if db := analyze(t, dim(gaussianBlur(m, 2), 0.15)); !db.Blurry {
+				t.Errorf("blurred at 15%% brightness: not blurry (sharpness %.1f, contrast %.3f)", db.Sharpness, db.Contrast)
+			}
+		})
+	}
+}
+
 func TestPhotos(t *testing.T) {
 	for _, name := range testPhotos {
 		t.Run(name, func(t *testing.T) {
