@@ -107,6 +107,16 @@ func Hash(m *image.Gray) uint64 {
 		}
 	}
 
+	// A flat image has no frequencies but the DC: its others are rounding
+	// noise of the sums (about 1e-13), which would set bits at random. Every
+	// flat image hashes to 0 instead.
+	flat := true
+	for _, c := range coef[1:] {
+		flat = flat && math.Abs(c) < 1e-6
+	}
+	if flat {
+		return 0
+	}
 	ac := make([]float64, 0, keep*keep-1)
 	ac = append(ac, coef[1:]...)
 	slices.Sort(ac)

@@ -161,6 +161,22 @@ func TestHashShape(t *testing.T) {
 	}
 }
 
+// Flat images of any colour and size hash alike, to 0: they have no
+// frequencies to compare, only rounding noise.
+func TestFlatImages(t *testing.T) {
+	for _, c := range []color.RGBA{{0, 0, 0, 255}, {200, 30, 90, 255}, {255, 255, 255, 255}, {17, 17, 17, 255}} {
+		for _, r := range []image.Rectangle{image.Rect(0, 0, 640, 480), image.Rect(0, 0, 97, 333)} {
+			m := image.NewRGBA(r)
+			for i := 0; i < len(m.Pix); i += 4 {
+				m.Pix[i], m.Pix[i+1], m.Pix[i+2], m.Pix[i+3] = c.R, c.G, c.B, c.A
+			}
+			if got := hashOf(t, m); got != "0000000000000000" {
+				t.Errorf("flat %v %v: hash %s; want 0000000000000000", c, r.Size(), got)
+			}
+		}
+	}
+}
+
 func TestDistance(t *testing.T) {
 	tests := []struct {
 		a, b    string
