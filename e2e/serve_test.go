@@ -316,8 +316,36 @@ func TestRestartKeepsQueuedJobs(t *testing.T) {
 		}
 		ids = append(ids, v.ID)
 	}
+	// A client waiting for its result when serve is told to stop gets its
+	// image's id at once (202, queued), and serve still exits cleanly.
+	type answer struct {
+		code int
+		v    imageView
+	}
+	waiting := make(chan answer, 1)
+	go func() {
+		var v imageView
+		resp := uploadRaw(t, s.URL, "?wait=60s", "image/jpeg", noiseJPEG(t, 300, 200, 99), &v)
+		waiting <- answer{resp.StatusCode, v}
+	}()
+	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		var list struct {
+			Images []imageView `json:"images"`
+		}
+		req, _ := http.NewRequest("GET", s.URL+"/v1/images", nil)
+		do(t, req, &list)
+		if len(list.Images) < len(ids)+1 {
+			return fmt.Errorf("%d images; the waiting upload has not been accepted yet", len(list.Images))
+		}
+		return nil
+	})
 	if err := s.stop(); err != nil {
-		t.Fatalf("stop: %v\n%s", err, s.logs)
+		t.Fatalf("stop with a client waiting: %v\n%s", err, s.logs)
+	}
+	if a := <-waiting; a.code != 202 || a.v.Status != "queued" || a.v.ID == "" {
+		t.Errorf("the waiting upload at SIGTERM = %d %+v; want 202 with its queued image", a.code, a.v)
+	} else {
+		ids = append(ids, a.v.ID)
 	}
 	s2 := startServe(t, dir, "--workers", "2")
 	for _, id := range ids {

@@ -200,8 +200,9 @@ func startAPI(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, e
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// Event streams never end on their own; Shutdown would wait for them.
-	httpSrv.RegisterOnShutdown(srv.CloseStreams)
+	// Event streams and waiting uploads would hold Shutdown up: they answer
+	// at once instead.
+	httpSrv.RegisterOnShutdown(srv.Drain)
 	run := func(ctx context.Context) error {
 		defer stopEvents()
 		grp, gctx := errgroup.WithContext(ctx)

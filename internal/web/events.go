@@ -116,6 +116,17 @@ func (b *broker) close() { b.once.Do(func() { close(b.closed) }) }
 // Shutdown waits for streams that would otherwise never end.
 func (s *Server) CloseStreams() { s.events.close() }
 
+// Drain makes the server's long requests end: event streams close, and
+// uploads waiting for their results (wait=) answer at once with the images
+// as they stand, 202 for those not finished, which are safely queued. Call
+// it when the HTTP server shuts down (http.Server.RegisterOnShutdown):
+// Shutdown waits for every request, and a client would rather have its
+// image's id than a dropped connection.
+func (s *Server) Drain() {
+	s.CloseStreams()
+	s.waiters.stop()
+}
+
 // announcingStore wraps the Store so that every image an upload creates is
 // announced on the event streams; the upload path itself stays unaware.
 type announcingStore struct {

@@ -209,7 +209,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:     log,
 		mux:     http.NewServeMux(),
 		metrics: m,
-		waiters: waiters{m: map[string]map[*waiter]struct{}{}},
+		waiters: waiters{m: map[string]map[*waiter]struct{}{}, stopped: make(chan struct{})},
 		events:  newBroker(),
 		now:     time.Now,
 	}
@@ -337,7 +337,13 @@ func (s *Server) registerUI() {
 type waiters struct {
 	mu sync.Mutex
 	m  map[string]map[*waiter]struct{} // image id → waiters
+
+	stopOnce sync.Once
+	stopped  chan struct{} // closed when the server shuts down
 }
+
+// stop ends every wait, now and to come.
+func (ws *waiters) stop() { ws.stopOnce.Do(func() { close(ws.stopped) }) }
 
 // waiter is one waiting request; ch receives a token when any of its images
 // may have changed.

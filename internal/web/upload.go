@@ -346,6 +346,8 @@ func (s *Server) await(ctx context.Context, tenant string, images []*job.Image, 
 		case <-poll.C:
 		case <-ctx.Done():
 			return images
+		case <-s.waiters.stopped:
+			return images
 		}
 	}
 }

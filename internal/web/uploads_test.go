@@ -454,3 +454,41 @@ func TestSweepUploads(t *testing.T) {
 		t.Errorf("record of a live upload: %v; want it kept", err)
 	}
 }
+
+// Shutting down answers uploads still waiting for their results at once,
+// with their images as they stand (202, queued), rather than holding the
+// server's shutdown up until it drops them.
+func TestDrainAnswersWaitingUploads(t *testing.T) {
+	hs := newHarness(t, Config{MaxWait: time.Hour}, nil)
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- hs.uploadRaw(t, "?wait=1h", "image/png", pngBytes(t, 4, 4, 42)) }()
+	// Wait for the upload to be waiting.
+	for {
+		hs.srv.waiters.mu.Lock()
+		n := len(hs.srv.waiters.m)
+		hs.srv.waiters.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		select {
+		case rec := <-done:
+			t.Fatalf("upload answered %d before it waited: %s", rec.Code, rec.Body.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	hs.srv.Drain()
+	select {
+	case rec := <-done:
+		var img job.Image
+		decode(t, rec, &img)
+		if rec.Code != http.StatusAccepted || img.Status != job.StatusQueued || rec.Header().Get("Location") != "/v1/images/"+img.ID {
+			t.Errorf("waiting upload on shutdown = %d %+v (Location %q); want 202 with the queued image", rec.Code, img, rec.Header().Get("Location"))
+		}
+	case <-time.After(2 * time.Minute): // a hang, not a timing: the wait was an hour
+		t.Fatal("a waiting upload was still waiting two minutes after Drain")
+	}
+	// Uploads that arrive while the server drains do not wait either.
+	if rec := hs.uploadRaw(t, "?wait=1h", "image/png", pngBytes(t, 4, 4, 43)); rec.Code != http.StatusAccepted {
+		t.Errorf("upload with wait after Drain = %d; want 202 at once", rec.Code)
+	}
+}
