@@ -30,7 +30,7 @@ type Similar struct {
 type featureCols struct {
 	qrURL    sql.NullString // the first of qrURLs
 	qrURLs   []string       // the text of every code that is a URL
-	takenAt  *time.Time // passed through dialect.nt, like every time
+	takenAt  *time.Time     // passed through dialect.nt, like every time
 	lat, lon sql.NullFloat64
 	faces    sql.NullInt64
 	phash    sql.NullString
