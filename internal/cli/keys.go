@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/glimpse-oss/glimpse/internal/job"
 	"github.com/glimpse-oss/glimpse/internal/store"
 )
 
@@ -19,7 +20,7 @@ func newKeysCmd(g *globals) *cobra.Command {
 		Short: "Create, list and revoke API keys (each key belongs to one tenant)",
 		Long: `Every image belongs to a tenant, and an API key says which. Keys are shown once, when
 created, and stored only as a SHA-256 digest. Send one as 'Authorization: Bearer KEY'
-or 'X-API-Key: KEY'.`,
+or 'X-API-Key: KEY'. A tenant name is ` + job.TenantRule + `.`,
 		Example: `  glimpse keys create --tenant acme --name ci
   glimpse keys list
   glimpse keys revoke key_0123abcd`,

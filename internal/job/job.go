@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -98,6 +99,16 @@ func ParseFeatures(s string) ([]Feature, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out, nil
 }
+
+// TenantRule says what a tenant name may be; ValidTenant checks it. A tenant
+// names a directory of the blob store (inputs/<tenant>/…) and a segment of
+// queue subjects, so it is a plain path segment.
+const TenantRule = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+var validTenant = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ValidTenant reports whether s is a usable tenant name (TenantRule).
+func ValidTenant(s string) bool { return validTenant.MatchString(s) }
 
 // UnionFeatures returns the sorted union of have and want, as ParseFeatures
 // sorts, and whether want names a feature that have lacks.

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/glimpse-oss/glimpse/internal/job"
 )
 
 // secretPrefix starts every API key secret, so that leaked keys are easy to
@@ -53,8 +55,8 @@ func scanKey(s rowScanner) (Key, error) {
 // base32 characters, 160 random bits) is returned only here: the store keeps
 // its SHA-256.
 func (db *DB) CreateKey(ctx context.Context, tenant, name string) (secret string, k Key, err error) {
-	if tenant == "" {
-		return "", Key{}, errors.New("store: create key: empty tenant")
+	if !job.ValidTenant(tenant) {
+		return "", Key{}, fmt.Errorf("store: create key: tenant %q: a tenant name is %s", tenant, job.TenantRule)
 	}
 	var buf [20 + 8]byte
 	if _, err := rand.Read(buf[:]); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -736,8 +737,11 @@ func testKeys(t *testing.T, db *DB) {
 	if secret2 == secret || k2.ID == k.ID {
 		t.Fatalf("two keys share a secret or id")
 	}
-	if _, _, err := db.CreateKey(ctx, "", "x"); err == nil {
-		t.Errorf("CreateKey(no tenant) error = nil, want an error")
+	// A tenant names a blob directory: nothing that is not a plain segment.
+	for _, bad := range []string{"", "bad tenant/../x", "..", ".hidden", "a/b", "sp ace", strings.Repeat("x", 65)} {
+		if _, _, err := db.CreateKey(ctx, bad, "x"); err == nil || !strings.Contains(err.Error(), "letters, digits") {
+			t.Errorf("CreateKey(tenant %q) error = %v; want one that gives the rule", bad, err)
+		}
 	}
 
 	t.Run("authenticate", func(t *testing.T) {

@@ -11,6 +11,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -172,6 +173,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.DefaultTenant == "" {
 		cfg.DefaultTenant = DefaultTenant
+	}
+	if !job.ValidTenant(cfg.DefaultTenant) {
+		return nil, fmt.Errorf("web: default tenant %q: a tenant name is %s", cfg.DefaultTenant, job.TenantRule)
 	}
 	if cfg.Version == "" {
 		cfg.Version = defaultVersion

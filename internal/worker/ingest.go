@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
-	"regexp"
 	"strings"
 	"time"
 
@@ -14,9 +13,6 @@ import (
 	"github.com/glimpse-oss/glimpse/internal/queue"
 	"github.com/glimpse-oss/glimpse/internal/s3event"
 )
-
-// validTenant is what a tenant segment of an inputs/ key may be.
-var validTenant = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // ingest turns a storage event into images and jobs: every object created
 // under inputs/<tenant>/ becomes an image of that tenant (the same bytes are
@@ -61,7 +57,7 @@ func (p *Pool) ingestRecord(ctx context.Context, log *slog.Logger, rec s3event.R
 	case !rec.Created():
 		log.Debug("ignoring event: not an object creation")
 		return nil
-	case !ok || !ok2 || name == "" || !validTenant.MatchString(tenant):
+	case !ok || !ok2 || name == "" || !job.ValidTenant(tenant):
 		log.Info("ignoring event: key is not inputs/<tenant>/<name>")
 		return nil
 	case job.ValidID(name):
