@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -352,6 +353,14 @@ func TestRestartKeepsQueuedJobs(t *testing.T) {
 		if v := waitDone(t, s2.URL, id, 2*time.Minute); v.Status != "done" {
 			t.Errorf("%s = %s (%s); want done", id, v.Status, v.Error)
 		}
+	}
+	// A second serve on the same data directory refuses to start: two
+	// embedded queues on one set of files would corrupt them.
+	second := exec.Command(glimpseBin, "serve", "--addr", "127.0.0.1:0", "--data", dir)
+	second.Dir = ".."
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use") {
+		t.Errorf("a second serve on the data directory: %v\n%s\nwant a refusal saying it is in use", err, out)
 	}
 }
 

@@ -164,6 +164,11 @@ func openEngines(ctx context.Context, log *slog.Logger, reg prometheus.Registere
 		qsync queue.Syncer
 	)
 	if f.queueURL == "" {
+		release, err := lockDataDir(e.dataDir)
+		if err != nil {
+			return nil, err
+		}
+		e.closers = append(e.closers, release)
 		dir := filepath.Join(e.dataDir, "nats")
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("queue directory: %w", err)
