@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
@@ -204,11 +205,25 @@ func printClassified(w io.Writer, r classified) {
 		return
 	}
 	fmt.Fprintf(w, "%s  (%d×%d)\n", r.File, r.Width, r.Height)
+	// The scores line up under the file's longest label (ImageNet's run to
+	// about 80 characters with their synonyms), cut at labelWidth.
+	width := 0
+	for _, l := range r.Labels {
+		width = max(width, min(utf8.RuneCountInString(l.Label), labelWidth))
+	}
 	for i, l := range r.Labels {
+		label := l.Label
+		if utf8.RuneCountInString(label) > labelWidth {
+			label = string([]rune(label)[:labelWidth-1]) + "…"
+		}
+		pad := strings.Repeat(" ", width-utf8.RuneCountInString(label))
 		n := int(l.Score*20 + 0.5)
-		fmt.Fprintf(w, "  %d. %-28s %5.1f%% %s\n", i+1, l.Label, l.Score*100, strings.Repeat("█", n))
+		fmt.Fprintf(w, "  %d. %s%s %5.1f%% %s\n", i+1, label, pad, l.Score*100, strings.Repeat("█", n))
 	}
 }
+
+// labelWidth is the widest label column of classify's text output.
+const labelWidth = 48
 
 var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".webp": true}
 
