@@ -181,7 +181,7 @@ func TestHostileInput(t *testing.T) {
 		wall := time.Since(start)
 		conn.Close()
 		wg.Wait()
-		if resp.StatusCode != 408 || !strings.Contains(string(body), "the limit is 500ms plus 1s per 16 KB received") {
+		if resp.StatusCode != 408 || !strings.Contains(string(body), "the limit is 500ms plus 1s per 16 KiB received") {
 			t.Errorf("trickler: %d %s; want 408 naming the limit", resp.StatusCode, body)
 		}
 		if sent > 100 {

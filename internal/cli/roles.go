@@ -123,7 +123,7 @@ func (f *apiFlags) register(fl *pflag.FlagSet) {
 	fl.StringSliceVar(&f.corsOrigins, "cors-origins", nil, "origins whose pages may call /v1 from a browser, comma-separated: https://a.example,https://b.example (default none)")
 	f.registerTLS(fl)
 	fl.DurationVar(&f.bodyTimeout, "body-timeout", imagedata.DefaultLimits().BodyTimeout,
-		"cut off an upload body that takes longer than this, plus 1s per 16 KB received (0 means no limit)")
+		"cut off an upload body that takes longer than this, plus 1s per 16 KiB received (0 means no limit)")
 }
 
 // keysRequired says whether the API demands keys on this address.

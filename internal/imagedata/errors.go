@@ -152,16 +152,20 @@ func supportedList() string {
 
 // formatBytes renders n in binary units labelled the way users expect
 // ("25 MB" for 25 MiB).
-func formatBytes(n int64) string {
+func formatBytes(n int64) string { return FormatBytes(n) }
+
+// FormatBytes writes a size in binary units, as the limits are set (25 MiB
+// is 25 << 20 bytes): "25 MiB", "1.5 KiB", "812 bytes".
+func FormatBytes(n int64) string {
 	const (
-		kb = 1 << 10
-		mb = 1 << 20
+		kib = 1 << 10
+		mib = 1 << 20
 	)
 	switch {
-	case n >= mb:
-		return trimZero(fmt.Sprintf("%.1f", float64(n)/mb)) + " MB"
-	case n >= kb:
-		return trimZero(fmt.Sprintf("%.1f", float64(n)/kb)) + " KB"
+	case n >= mib:
+		return trimZero(fmt.Sprintf("%.1f", float64(n)/mib)) + " MiB"
+	case n >= kib:
+		return trimZero(fmt.Sprintf("%.1f", float64(n)/kib)) + " KiB"
 	default:
 		return fmt.Sprintf("%d bytes", n)
 	}

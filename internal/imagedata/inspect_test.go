@@ -213,10 +213,10 @@ func TestErrTooLargeMessage(t *testing.T) {
 		size, limit int64
 		want        string
 	}{
-		{-1, 25 << 20, "image is larger than the 25 MB limit"},
-		{30 << 20, 25 << 20, "image is 30 MB; the limit is 25 MB"},
+		{-1, 25 << 20, "image is larger than the 25 MiB limit"},
+		{30 << 20, 25 << 20, "image is 30 MiB; the limit is 25 MiB"},
 		{25<<20 + 1, 25 << 20, "image is 26214401 bytes; the limit is 26214400 bytes"},
-		{2048, 1024, "image is 2 KB; the limit is 1 KB"},
+		{2048, 1024, "image is 2 KiB; the limit is 1 KiB"},
 	}
 	for _, tt := range tests {
 		if got := errTooLarge(tt.size, tt.limit).Message; got != tt.want {

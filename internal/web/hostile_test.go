@@ -244,7 +244,7 @@ func TestHostileSlowUpload(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestTimeout {
 		t.Fatalf("trickler got %d; want 408 (%s)", resp.StatusCode, body.String())
 	}
-	if !contains(body.String(), "arrived too slowly", "the limit is 300ms plus 1s per 1 KB received") {
+	if !contains(body.String(), "arrived too slowly", "the limit is 300ms plus 1s per 1 KiB received") {
 		t.Errorf("detail %q; want the time limit named", body.String())
 	}
 	conn.Close()

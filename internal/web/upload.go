@@ -43,7 +43,7 @@ const (
 
 // howToUpload explains the two accepted request shapes.
 const howToUpload = "send multipart/form-data with one or more parts named \"file\", " +
-	"or the raw image bytes with an image/* Content-Type (such as image/jpeg)"
+	"or the raw image bytes with an image/* Content-Type (such as image/jpeg) or application/octet-stream"
 
 // upload is one file read from the request.
 type upload struct {
@@ -393,11 +393,11 @@ func (s *Server) readUploads(r *http.Request, w http.ResponseWriter, filename st
 	case strings.HasPrefix(mt, "image/") || mt == "application/octet-stream":
 		if r.ContentLength > lim.MaxBytes {
 			return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf(
-				"the image is %d bytes; the limit is %d bytes", r.ContentLength, lim.MaxBytes))
+				"the image is %s; the limit is %s", imagedata.FormatBytes(r.ContentLength), imagedata.FormatBytes(lim.MaxBytes)))
 		}
 		data, err := readImageBody(w, r.Body, r.ContentLength, lim)
 		if err != nil {
-			return nil, readErr("", err)
+			return nil, readErr(false, "", err)
 		}
 		if filename == "" {
 			if _, p, err := mime.ParseMediaType(r.Header.Get("Content-Disposition")); err == nil {
@@ -422,7 +422,7 @@ func (s *Server) readMultipart(mr *multipart.Reader, single bool) ([]upload, err
 			break
 		}
 		if err != nil {
-			return nil, readErr("", err)
+			return nil, readErr(true, "", err)
 		}
 		if parts == maxParts {
 			_ = part.Close()
@@ -445,7 +445,7 @@ func (s *Server) readMultipart(mr *multipart.Reader, single bool) ([]upload, err
 		data, err := imagedata.ReadAll(part, s.cfg.Limits)
 		_ = part.Close()
 		if err != nil {
-			return nil, readErr(name, err)
+			return nil, readErr(true, name, err)
 		}
 		files = append(files, upload{name: name, data: data})
 	}
@@ -455,25 +455,29 @@ func (s *Server) readMultipart(mr *multipart.Reader, single bool) ([]upload, err
 	return files, nil
 }
 
-// readErr turns an error met while reading the body into a problem.
-func readErr(name string, err error) error {
+// readErr turns an error met while reading the body into a problem; name
+// is the file being read from a multipart body, if any.
+func readErr(multipart bool, name string, err error) error {
 	var slow *slowBodyError
 	if errors.As(err, &slow) {
 		return huma.NewError(http.StatusRequestTimeout, slow.Error())
 	}
 	if mbe, ok := errorsAsMaxBytes(err); ok {
-		return huma.Error413RequestEntityTooLarge(fmt.Sprintf("the request body exceeds %d bytes", mbe.Limit))
+		return huma.Error413RequestEntityTooLarge(fmt.Sprintf("the request body is larger than %s", imagedata.FormatBytes(mbe.Limit)))
 	}
 	var ie *imagedata.Error
 	if errors.As(err, &ie) {
 		return imagedataErr(name, err)
 	}
-	what := "the request body"
-	if name != "" {
-		what = fmt.Sprintf("file %q", name)
+	why := strings.TrimPrefix(err.Error(), "imagedata: ")
+	if multipart {
+		what := "the multipart body"
+		if name != "" {
+			what = fmt.Sprintf("file %q", name)
+		}
+		return huma.Error400BadRequest(fmt.Sprintf("could not read %s (malformed multipart body or interrupted upload): %s", what, why))
 	}
-	return huma.Error400BadRequest(fmt.Sprintf("could not read %s (malformed multipart body or interrupted upload): %s",
-		what, strings.TrimPrefix(err.Error(), "imagedata: ")))
+	return huma.Error400BadRequest(fmt.Sprintf("could not read the request body (interrupted upload?): %s", why))
 }
 
 // sanitizeFilename keeps the last path element of name, drops control and

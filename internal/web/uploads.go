@@ -184,7 +184,7 @@ func (s *Server) createUpload(ctx context.Context, in *createUploadInput) (*crea
 	}
 	if body.Size > s.cfg.Limits.MaxBytes {
 		return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf(
-			"the file is %d bytes; the limit is %d bytes", body.Size, s.cfg.Limits.MaxBytes))
+			"the file is %s; the limit is %s", imagedata.FormatBytes(body.Size), imagedata.FormatBytes(s.cfg.Limits.MaxBytes)))
 	}
 	ttl := s.cfg.UploadURLTTL
 	if body.ExpiresIn > 0 {
@@ -285,7 +285,7 @@ func (s *Server) putUpload(ctx context.Context, in *putUploadInput) (*putUploadO
 	data, err := readImageBody(in.w, g, in.req.ContentLength, lim)
 	g.release(err)
 	if err != nil {
-		return nil, readErr("", err)
+		return nil, readErr(false, "", err)
 	}
 	img, err := s.acceptIntent(ctx, intent, data)
 	if err != nil {
