@@ -327,6 +327,12 @@ func TestUI(t *testing.T) {
 	b.screenshot("dashboard-desktop")
 	b.checkConsole("dashboard")
 
+	// The API reference draws itself from /openapi.json, offline.
+	b.do("open the API reference", chromedp.Navigate(s.URL+"/docs"))
+	b.waitJS("operations listed", `[...document.querySelectorAll('#docs a')].some(a => a.textContent === 'POST /v1/images') && !!document.querySelector('#schema-Image')`, 30*time.Second)
+	b.screenshot("docs-desktop")
+	b.checkConsole("API reference")
+
 	// Phone size: every page fits the width.
 	b.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
 	for _, p := range []struct{ name, hash, ready string }{

@@ -258,7 +258,9 @@ func (s *Server) humaConfig() huma.Config {
 	c := huma.DefaultConfig("Glimpse", s.cfg.Version)
 	c.CreateHooks = nil
 	c.OpenAPIPath = "/openapi"
-	c.DocsPath = "/docs"
+	// /docs is our own page (ui), not huma's: that one loads its renderer
+	// from a CDN and is blank on a machine without internet.
+	c.DocsPath = ""
 	c.Info.Description = "Glimpse recognises what is in images. Upload an image, " +
 		"then read its labels when the job is done (or ask to wait for them)."
 	c.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
@@ -334,6 +336,7 @@ func (s *Server) registerUI() {
 	}
 	h := ui.Handler(origin)
 	s.mux.Handle("GET /{$}", h)
+	s.mux.Handle("GET /docs", h)
 	s.mux.Handle("GET /ui/", h)
 }
 

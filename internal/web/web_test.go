@@ -751,8 +751,16 @@ func TestOpenAPI(t *testing.T) {
 	if !contains(string(post), `"multipart/form-data"`, `"image/*"`, `"oneOf"`, `#/components/schemas/ImageList`) {
 		t.Errorf("POST /v1/images documents neither both body shapes nor both answers: %s", post)
 	}
-	if rec := hs.do(httptest.NewRequest(http.MethodGet, "/docs", nil)); rec.Code != http.StatusOK {
-		t.Errorf("/docs = %d; want 200", rec.Code)
+	// /docs is drawn by our own script from /openapi.json: nothing from
+	// another origin, so it works offline (the CSP would refuse a CDN).
+	if rec := hs.do(httptest.NewRequest(http.MethodGet, "/docs", nil)); rec.Code != http.StatusOK ||
+		!contains(rec.Body.String(), `src="/ui/docs.js"`) || strings.Contains(rec.Body.String(), "https://") ||
+		!strings.Contains(rec.Header().Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Errorf("/docs = %d %s (CSP %q); want our page loading /ui/docs.js under the UI's CSP",
+			rec.Code, rec.Body.String(), rec.Header().Get("Content-Security-Policy"))
+	}
+	if rec := hs.do(httptest.NewRequest(http.MethodGet, "/ui/docs.js", nil)); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "/openapi.json") {
+		t.Errorf("/ui/docs.js = %d; want the script that reads /openapi.json", rec.Code)
 	}
 	// Every /v1 operation documents the 429 of the rate limit and the
 	// upload cap, with Retry-After and a problem body.

@@ -30,7 +30,9 @@ func ContentSecurityPolicy(connect ...string) string {
 		"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 }
 
-// Handler serves the single page at / and its assets under /ui/; connect
+// Handler serves the single page at /, the API reference at /docs (drawn
+// from /openapi.json by docs.js, so it needs nothing from the internet) and
+// their assets under /ui/; connect
 // names the origins besides this one that the page may send uploads to.
 func Handler(connect ...string) http.Handler {
 	csp := ContentSecurityPolicy(connect...)
@@ -43,15 +45,24 @@ func Handler(connect ...string) http.Handler {
 	if err != nil {
 		panic(err)
 	}
+	docs, err := fs.ReadFile(sub, "docs.html")
+	if err != nil {
+		panic(err)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
 		h.Set("Cache-Control", "no-cache")
-		if r.URL.Path == "/" {
+		switch r.URL.Path {
+		case "/":
 			h.Set("Content-Type", "text/html; charset=utf-8")
 			_, _ = w.Write(index)
+			return
+		case "/docs":
+			h.Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write(docs)
 			return
 		}
 		if r.URL.Path == "/ui/" || r.URL.Path == "/ui/index.html" {
