@@ -287,6 +287,7 @@ func (s *Server) registerRoutes() {
 	s.registerUploads()
 	s.registerHealth()
 	s.documentThrottling()
+	s.documentExamples()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}))
 	s.registerUI()
 	s.mux.HandleFunc("/", s.notFound)

@@ -716,6 +716,43 @@ func TestHealthAndReady(t *testing.T) {
 	}
 }
 
+// The Image and Result schemas carry a whole example, every feature in it,
+// that decodes into the API's own types field for field.
+func TestOpenAPIExamples(t *testing.T) {
+	hs := newHarness(t, Config{}, nil)
+	rec := hs.do(httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Examples []json.RawMessage `json:"examples"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	decode(t, rec, &doc)
+	for name, into := range map[string]any{"Image": &job.Image{}, "Result": &job.Result{}} {
+		ex := doc.Components.Schemas[name].Examples
+		if len(ex) != 1 {
+			t.Errorf("schema %s has %d examples; want 1", name, len(ex))
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(ex[0]))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(into); err != nil {
+			t.Errorf("the %s example does not decode as one: %v", name, err)
+		}
+	}
+	var res map[string]any
+	if err := json.Unmarshal(doc.Components.Schemas["Result"].Examples[0], &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range job.Features {
+		key := string(f)
+		if _, ok := res[key]; !ok {
+			t.Errorf("the Result example has no %q", key)
+		}
+	}
+}
+
 func TestOpenAPI(t *testing.T) {
 	hs := newHarness(t, Config{Version: "1.2.3"}, nil)
 	rec := hs.do(httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
