@@ -318,6 +318,10 @@ func TestUI(t *testing.T) {
 		return r.width > 10 && r.left >= i.left && r.right <= i.right + 1 && r.top >= i.top && r.bottom <= i.bottom + 1; })()`); !ok {
 		t.Errorf("the face box is not drawn over the image")
 	}
+	// The face's score is readable: its label is drawn at a visible size.
+	if h := eval[float64](b, `document.querySelector('.overlay text').getBoundingClientRect().height`); h < 6 {
+		t.Errorf("the face label is %.1f px tall; want it readable", h)
+	}
 	b.screenshot("detail-faces-desktop")
 	b.checkConsole("detail page")
 

@@ -205,7 +205,7 @@ function topLabel(img) {
 }
 function qrURL(img) {
   const c = img.result && img.result.qr && img.result.qr.find((q) => q.url);
-  return c ? c.text : (img.result && img.result.qr && img.result.qr[0] ? img.result.qr[0].text : '');
+  return c ? c.text : '';
 }
 function place(exif) {
   if (!exif || exif.latitude == null || exif.longitude == null) return '';
@@ -610,6 +610,13 @@ function detailPage(main, id) {
     renderColors(r.colors);
     renderQuality(r.quality);
     renderErrors(r.errors);
+    $('.d-phash', page).textContent = r.phash ? `perceptual hash ${r.phash}` : '';
+    const thumbCard = $('.d-thumb-card', page);
+    thumbCard.hidden = !r.thumbnail;
+    if (r.thumbnail) {
+      $('.d-thumb-size', page).textContent = `${r.thumbnail.width}×${r.thumbnail.height} ${r.thumbnail.content_type}`;
+      showThumb($('.d-thumb', page), img);
+    }
   };
 
   const renderLabels = (r) => {
@@ -635,7 +642,7 @@ function detailPage(main, id) {
     (r.faces || []).forEach((f) => {
       svg.append(mk('rect', { class: 'face', x: f.x, y: f.y, width: f.w, height: f.h, 'stroke-width': sw }));
       const t = mk('text', { x: f.x, y: Math.max(f.y - sw * 2, sw * 8), 'font-size': sw * 8, 'stroke-width': sw / 2 });
-      t.textContent = `face ${f.confidence.toFixed(2)}`;
+      t.textContent = `face ${f.confidence.toFixed(0)}`;
       svg.append(t);
     });
     if (r.faces && r.faces.length) legend.push(`${r.faces.length} face${r.faces.length > 1 ? 's' : ''} (yellow)`);
