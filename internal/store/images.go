@@ -232,6 +232,23 @@ func (db *DB) ListImages(ctx context.Context, opt ListOptions) (Page, error) {
 // normLabel is the form labels are stored and matched in.
 func normLabel(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
+// synonyms returns the names of a label that lists several, normalised as
+// normLabel: ImageNet's "tabby, tabby cat" gives "tabby" and "tabby cat". A
+// label of one name gives none.
+func synonyms(label string) []string {
+	parts := strings.Split(label, ",")
+	if len(parts) < 2 {
+		return nil
+	}
+	var out []string
+	for _, p := range parts {
+		if p = normLabel(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // encodeCursor makes the opaque cursor for the position after (at, id).
 func encodeCursor(at time.Time, id string) string {
 	raw := strconv.FormatInt(at.UTC().UnixMicro(), 10) + "." + id

@@ -72,7 +72,7 @@ func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.R
 		if _, err := db.execTx(ctx, tx, qDeleteLabels, id); err != nil {
 			return err
 		}
-		seen := make(map[string]bool, len(res.Labels))
+		seen := make(map[string]bool, 2*len(res.Labels))
 		for i, l := range res.Labels {
 			label := normLabel(l.Label)
 			if seen[label] {
@@ -81,6 +81,22 @@ func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.R
 			seen[label] = true
 			if _, err := db.execTx(ctx, tx, qInsertLabel, label, l.Score, i, id); err != nil {
 				return err
+			}
+		}
+		// Then each synonym of a label on its own ("tabby" of "tabby,
+		// tabby cat"), ranked after the labels, so that the label filter
+		// finds an image by any name its labels give.
+		rank := len(res.Labels)
+		for _, l := range res.Labels {
+			for _, name := range synonyms(l.Label) {
+				if seen[name] {
+					continue
+				}
+				seen[name] = true
+				if _, err := db.execTx(ctx, tx, qInsertLabel, name, l.Score, rank, id); err != nil {
+					return err
+				}
+				rank++
 			}
 		}
 		if _, err := db.execTx(ctx, tx, qDeleteQRURLs, id); err != nil {

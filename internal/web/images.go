@@ -78,7 +78,7 @@ type imageOutput struct {
 // handler so that every bad value is a 400 with a clear message.
 type listInput struct {
 	Status string `query:"status" doc:"Only images in this status: queued, processing, done or failed"`
-	Label  string `query:"label" doc:"Only images with this label (case-insensitive exact match)" example:"Egyptian cat"`
+	Label  string `query:"label" doc:"Only images with this label, or with a label that lists it among its comma-separated synonyms (case-insensitive, whole names: tabby finds \"tabby, tabby cat\")" example:"Egyptian cat"`
 	Limit  string `query:"limit" doc:"Page size, 1 to 1000 (default 50)" example:"50"`
 	Cursor string `query:"cursor" doc:"Cursor from the previous page's next_cursor"`
 	FeatureQuery
