@@ -621,6 +621,45 @@ func TestContent(t *testing.T) {
 		t.Errorf("If-None-Match: %d with %d bytes; want 304 and no body", rec.Code, rec.Body.Len())
 	}
 
+	// One byte range gets a 206 with those bytes; what cannot be served
+	// as one range gets the whole image, and a range past the end a 416.
+	n := len(b)
+	etag := `"` + img.SHA256 + `"`
+	for _, tt := range []struct {
+		rng, ifRange string
+		code         int
+		from, to     int // the bytes of b expected, to exclusive
+		contentRange string
+	}{
+		{"bytes=0-9", "", 206, 0, 10, fmt.Sprintf("bytes 0-9/%d", n)},
+		{"bytes=10-", "", 206, 10, n, fmt.Sprintf("bytes 10-%d/%d", n-1, n)},
+		{"bytes=-5", "", 206, n - 5, n, fmt.Sprintf("bytes %d-%d/%d", n-5, n-1, n)},
+		{"bytes=5-1000000", "", 206, 5, n, fmt.Sprintf("bytes 5-%d/%d", n-1, n)},
+		{"bytes=0-9", etag, 206, 0, 10, fmt.Sprintf("bytes 0-9/%d", n)},
+		{"bytes=0-9", `"stale"`, 200, 0, n, ""},
+		{"bytes=0-1,5-6", "", 200, 0, n, ""},
+		{"bytes=9-3", "", 200, 0, n, ""},
+		{"items=0-9", "", 200, 0, n, ""},
+		{"bytes=x-", "", 200, 0, n, ""},
+		{fmt.Sprintf("bytes=%d-", n), "", 416, 0, 0, fmt.Sprintf("bytes */%d", n)},
+		{"bytes=-0", "", 416, 0, 0, fmt.Sprintf("bytes */%d", n)},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/v1/images/"+img.ID+"/content", nil)
+		req.Header.Set("Range", tt.rng)
+		if tt.ifRange != "" {
+			req.Header.Set("If-Range", tt.ifRange)
+		}
+		rec := hs.do(req)
+		if rec.Code != tt.code || rec.Header().Get("Content-Range") != tt.contentRange ||
+			(tt.code != 416 && !bytes.Equal(rec.Body.Bytes(), b[tt.from:tt.to])) {
+			t.Errorf("Range %q (If-Range %q) = %d, Content-Range %q, %d bytes; want %d, %q, bytes %d to %d",
+				tt.rng, tt.ifRange, rec.Code, rec.Header().Get("Content-Range"), rec.Body.Len(), tt.code, tt.contentRange, tt.from, tt.to)
+		}
+		if tt.code != 416 && rec.Header().Get("Accept-Ranges") != "bytes" {
+			t.Errorf("Range %q: Accept-Ranges %q; want bytes", tt.rng, rec.Header().Get("Accept-Ranges"))
+		}
+	}
+
 	hs.blobs.Delete(context.Background(), job.InputKey(DefaultTenant, img.ID))
 	problemOf(t, hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/"+img.ID+"/content", nil)), http.StatusNotFound)
 }
