@@ -352,9 +352,10 @@ func loadModel(dir, ortLib string) (*models.Model, error) {
 func isBlobNotFound(err error) bool { return errors.Is(err, blobstore.ErrNotFound) }
 
 // failDeadLetter marks an image whose job exhausted its deliveries as failed
-// (unless a late worker finished it) and tells listeners.
+// (unless a late worker finished it, or it was asked for other features
+// since and another job is at work on them) and tells listeners.
 func failDeadLetter(ctx context.Context, db *store.DB, q *queue.Queue, j job.Job, reason string) error {
-	ok, err := db.MarkFailed(ctx, j.ImageID, 0, reason)
+	ok, err := db.MarkFailed(ctx, j.ImageID, 0, j.Features, reason)
 	if err != nil || !ok {
 		return err
 	}

@@ -119,12 +119,17 @@ func errTooLarge(size, limit int64) *Error {
 	if size < 0 {
 		return newError(ErrTooLarge, nil, "image is larger than the %s limit", formatBytes(limit))
 	}
-	got, max := formatBytes(size), formatBytes(limit)
+	return newError(ErrTooLarge, nil, "image is %s", SizeAndLimit(size, limit))
+}
+
+// SizeAndLimit says "30 MiB; the limit is 25 MiB", in bytes where rounding
+// would make the two read alike ("25 MiB; the limit is 25 MiB").
+func SizeAndLimit(size, limit int64) string {
+	got, max := FormatBytes(size), FormatBytes(limit)
 	if got == max {
-		// Rounding would print "25 MB; the limit is 25 MB".
 		got, max = fmt.Sprintf("%d bytes", size), fmt.Sprintf("%d bytes", limit)
 	}
-	return newError(ErrTooLarge, nil, "image is %s; the limit is %s", got, max)
+	return got + "; the limit is " + max
 }
 
 func errTooManyPixels(w, h int, limit int64) *Error {

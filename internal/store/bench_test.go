@@ -82,10 +82,10 @@ func BenchmarkJobCycle(b *testing.B) {
 				if _, _, err := db.CreateImage(ctx, img); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := db.MarkProcessing(ctx, img.ID, 1); err != nil {
+				if _, err := db.MarkProcessing(ctx, img.ID, 1, nil); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := db.SaveResult(ctx, img.ID, 1, res); err != nil {
+				if _, err := db.SaveResult(ctx, img.ID, 1, nil, res); err != nil {
 					b.Fatal(err)
 				}
 				if _, err := db.GetImageByID(ctx, img.ID); err != nil {
@@ -138,7 +138,7 @@ func benchListImages(b *testing.B, db *DB) {
 		if n == 100 {
 			res.Labels = append(res.Labels, job.Label{Label: "rare", Score: 0.01})
 		}
-		if _, err := db.SaveResult(ctx, img.ID, 1, res); err != nil {
+		if _, err := db.SaveResult(ctx, img.ID, 1, nil, res); err != nil {
 			b.Fatal(err)
 		}
 	}

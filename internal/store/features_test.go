@@ -17,10 +17,10 @@ func doneWith(t *testing.T, db *DB, tenant string, n int, res *job.Result) strin
 	t.Helper()
 	ctx := context.Background()
 	img := mustCreate(t, db, testImage(tenant, n))
-	if ok, err := db.MarkProcessing(ctx, img.ID, 1); !ok || err != nil {
+	if ok, err := db.MarkProcessing(ctx, img.ID, 1, nil); !ok || err != nil {
 		t.Fatalf("MarkProcessing = %v, %v", ok, err)
 	}
-	if ok, err := db.SaveResult(ctx, img.ID, 1, res); !ok || err != nil {
+	if ok, err := db.SaveResult(ctx, img.ID, 1, nil, res); !ok || err != nil {
 		t.Fatalf("SaveResult = %v, %v", ok, err)
 	}
 	return img.ID

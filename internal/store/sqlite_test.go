@@ -80,13 +80,13 @@ func TestSQLiteSyncfs(t *testing.T) {
 		t.Errorf("CreateImage flushed %d times; want 1", got-before)
 	}
 	before = flushes()
-	if _, err := db.MarkProcessing(ctx, img.ID, 1); err != nil {
+	if _, err := db.MarkProcessing(ctx, img.ID, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := flushes(); got != before {
 		t.Errorf("MarkProcessing (lazy) flushed %d times; want 0", got-before)
 	}
-	if _, err := db.SaveResult(ctx, img.ID, 1, &job.Result{}); err != nil {
+	if _, err := db.SaveResult(ctx, img.ID, 1, nil, &job.Result{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.DeleteImage(ctx, "acme", img.ID); err != nil {
@@ -242,7 +242,7 @@ func TestSQLitePragmas(t *testing.T) {
 		ContentType: "image/jpeg", SHA256: "ab", Status: job.StatusQueued, Features: []job.Feature{job.FeatureLabels}}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := db.MarkProcessing(ctx, "img_pragma", 1); !ok || err != nil {
+	if ok, err := db.MarkProcessing(ctx, "img_pragma", 1, nil); !ok || err != nil {
 		t.Fatalf("MarkProcessing = %v, %v", ok, err)
 	}
 	var mode int

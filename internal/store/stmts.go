@@ -23,7 +23,7 @@ const (
 		started_at = CASE WHEN status = 'processing' AND attempts = ? THEN started_at ELSE ? END,
 		attempts = ?,
 		updated_at = ?
-		WHERE id = ? AND status IN ('queued', 'processing') AND attempts <= ?`
+		WHERE id = ? AND status IN ('queued', 'processing') AND attempts <= ? AND (? = '' OR features = ?)`
 	qSaveResult = `UPDATE images SET
 		status = 'done',
 		error = '',
@@ -35,7 +35,7 @@ const (
 		started_at = COALESCE(started_at, ?),
 		finished_at = ?,
 		updated_at = ?
-		WHERE id = ? AND status IN ('queued', 'processing') AND attempts <= ?`
+		WHERE id = ? AND status IN ('queued', 'processing') AND attempts <= ? AND (? = '' OR features = ?)`
 	qDeleteLabels = `DELETE FROM image_labels WHERE image_id = ?`
 	qDeleteQRURLs = `DELETE FROM image_qr_urls WHERE image_id = ?`
 	qInsertQRURL  = `INSERT INTO image_qr_urls (image_id, rank, url) VALUES (?, ?, ?)`

@@ -71,14 +71,14 @@ func mustCreate(t *testing.T, db *DB, img *job.Image) *job.Image {
 func mustDone(t *testing.T, db *DB, id string, labels ...string) {
 	t.Helper()
 	ctx := context.Background()
-	if ok, err := db.MarkProcessing(ctx, id, 1); err != nil || !ok {
+	if ok, err := db.MarkProcessing(ctx, id, 1, nil); err != nil || !ok {
 		t.Fatalf("MarkProcessing(%s, 1) = %v, %v; want true, nil", id, ok, err)
 	}
 	res := &job.Result{Width: 640, Height: 480, Model: "test"}
 	for i, l := range labels {
 		res.Labels = append(res.Labels, job.Label{Label: l, Score: 0.9 - float64(i)/10})
 	}
-	if ok, err := db.SaveResult(ctx, id, 1, res); err != nil || !ok {
+	if ok, err := db.SaveResult(ctx, id, 1, nil, res); err != nil || !ok {
 		t.Fatalf("SaveResult(%s, 1) = %v, %v; want true, nil", id, ok, err)
 	}
 }
@@ -450,13 +450,28 @@ func testReopen(t *testing.T, db *DB) {
 	if _, ok, err := db.Reopen(ctx, "acme", done.ID, labels, wider); err != nil || ok {
 		t.Errorf("Reopen(stale features) = %v, %v; want refused", ok, err)
 	}
+	// A job of the old list still in the queue numbers its next attempt as
+	// the new job does, but names the old features: every transition of
+	// its is refused, so it cannot finish the image without the new ones,
+	// nor fail it from the dead-letter queue.
+	if ok, err := db.MarkProcessing(ctx, done.ID, got.Attempts+1, labels); err != nil || ok {
+		t.Errorf("MarkProcessing(old features) = %v, %v; want refused", ok, err)
+	}
+	if ok, err := db.SaveResult(ctx, done.ID, got.Attempts+1, labels, &job.Result{}); err != nil || ok {
+		t.Errorf("SaveResult(old features) = %v, %v; want refused", ok, err)
+	}
+	for _, attempt := range []int{got.Attempts + 1, 0} {
+		if ok, err := db.MarkFailed(ctx, done.ID, attempt, labels, "old job"); err != nil || ok {
+			t.Errorf("MarkFailed(attempt %d, old features) = %v, %v; want refused", attempt, ok, err)
+		}
+	}
 	// The new job's first delivery, numbered from the image's attempts,
 	// takes the image to done with the wider result.
-	if ok, err := db.MarkProcessing(ctx, done.ID, got.Attempts+1); err != nil || !ok {
+	if ok, err := db.MarkProcessing(ctx, done.ID, got.Attempts+1, wider); err != nil || !ok {
 		t.Fatalf("MarkProcessing(attempt %d) = %v, %v", got.Attempts+1, ok, err)
 	}
 	res := &job.Result{Labels: []job.Label{{Label: "tabby", Score: 0.9}}, Faces: []job.Face{}}
-	if ok, err := db.SaveResult(ctx, done.ID, got.Attempts+1, res); err != nil || !ok {
+	if ok, err := db.SaveResult(ctx, done.ID, got.Attempts+1, wider, res); err != nil || !ok {
 		t.Fatalf("SaveResult(attempt %d) = %v, %v", got.Attempts+1, ok, err)
 	}
 	after, err := db.GetImage(ctx, "acme", done.ID)
@@ -468,7 +483,7 @@ func testReopen(t *testing.T, db *DB) {
 	}
 
 	failed := mustCreate(t, db, testImage("acme", 2))
-	if ok, err := db.MarkFailed(ctx, failed.ID, 0, "boom"); err != nil || !ok {
+	if ok, err := db.MarkFailed(ctx, failed.ID, 0, nil, "boom"); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
 	if got, ok, err := db.Reopen(ctx, "acme", failed.ID, labels, wider); err != nil || !ok || got.Error != "" {
@@ -572,18 +587,18 @@ func testTransitions(t *testing.T, db *DB) {
 				var err error
 				switch s.op {
 				case "processing":
-					ok, err = db.MarkProcessing(ctx, img.ID, s.attempt)
+					ok, err = db.MarkProcessing(ctx, img.ID, s.attempt, nil)
 				case "result":
 					res := &job.Result{Width: 10 * s.attempt, Height: 5}
 					for _, l := range s.labels {
 						res.Labels = append(res.Labels, job.Label{Label: l, Score: 0.5})
 					}
-					ok, err = db.SaveResult(ctx, img.ID, s.attempt, res)
+					ok, err = db.SaveResult(ctx, img.ID, s.attempt, nil, res)
 					if ok {
 						lastLabels = s.labels
 					}
 				case "failed":
-					ok, err = db.MarkFailed(ctx, img.ID, s.attempt, fmt.Sprintf("boom %d", s.attempt))
+					ok, err = db.MarkFailed(ctx, img.ID, s.attempt, nil, fmt.Sprintf("boom %d", s.attempt))
 				case "requeue":
 					err = db.Requeue(ctx, img.ID)
 				}
@@ -634,13 +649,13 @@ func testTransitions(t *testing.T, db *DB) {
 	}
 
 	t.Run("missing image", func(t *testing.T) {
-		if _, err := db.MarkProcessing(ctx, missing, 1); !errors.Is(err, ErrNotFound) {
+		if _, err := db.MarkProcessing(ctx, missing, 1, nil); !errors.Is(err, ErrNotFound) {
 			t.Errorf("MarkProcessing() error = %v, want ErrNotFound", err)
 		}
-		if _, err := db.SaveResult(ctx, missing, 1, &job.Result{}); !errors.Is(err, ErrNotFound) {
+		if _, err := db.SaveResult(ctx, missing, 1, nil, &job.Result{}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("SaveResult() error = %v, want ErrNotFound", err)
 		}
-		if _, err := db.MarkFailed(ctx, missing, 0, "x"); !errors.Is(err, ErrNotFound) {
+		if _, err := db.MarkFailed(ctx, missing, 0, nil, "x"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("MarkFailed() error = %v, want ErrNotFound", err)
 		}
 		if err := db.Requeue(ctx, missing); !errors.Is(err, ErrNotFound) {
@@ -668,7 +683,7 @@ func testRequeueStaleTouch(t *testing.T, db *DB) {
 	}
 	a, b, c, d := imgs[0].ID, imgs[1].ID, imgs[2].ID, imgs[3].ID
 	start := imgs[0].CreatedAt
-	if ok, err := db.MarkProcessing(ctx, b, 1); err != nil || !ok {
+	if ok, err := db.MarkProcessing(ctx, b, 1, nil); err != nil || !ok {
 		t.Fatalf("MarkProcessing = %v, %v", ok, err)
 	}
 	mustDone(t, db, c)         // b and c were updated at t4
@@ -856,10 +871,10 @@ func testCountByStatus(t *testing.T, db *DB) {
 	mustCreate(t, db, testImage("other", 0))
 	mustDone(t, db, testImage("acme", 0).ID)
 	mustDone(t, db, testImage("acme", 1).ID)
-	if ok, err := db.MarkProcessing(ctx, testImage("acme", 2).ID, 1); err != nil || !ok {
+	if ok, err := db.MarkProcessing(ctx, testImage("acme", 2).ID, 1, nil); err != nil || !ok {
 		t.Fatalf("MarkProcessing = %v, %v", ok, err)
 	}
-	if ok, err := db.MarkFailed(ctx, testImage("other", 0).ID, 0, "dlq"); err != nil || !ok {
+	if ok, err := db.MarkFailed(ctx, testImage("other", 0).ID, 0, nil, "dlq"); err != nil || !ok {
 		t.Fatalf("MarkFailed = %v, %v", ok, err)
 	}
 
@@ -909,11 +924,11 @@ func testConcurrent(t *testing.T, db *DB) {
 					if _, created, err := db.CreateImage(ctx, img); err != nil || created {
 						return fmt.Errorf("retried create: created = %v, err = %v", created, err)
 					}
-					if _, err := db.MarkProcessing(ctx, img.ID, 1); err != nil {
+					if _, err := db.MarkProcessing(ctx, img.ID, 1, nil); err != nil {
 						return err
 					}
 					res := &job.Result{Labels: []job.Label{{Label: "tabby", Score: 0.5}, {Label: "lynx", Score: 0.2}}}
-					if _, err := db.SaveResult(ctx, img.ID, 1, res); err != nil {
+					if _, err := db.SaveResult(ctx, img.ID, 1, nil, res); err != nil {
 						return err
 					}
 					i += 4
@@ -961,7 +976,7 @@ func testRacingAttempts(t *testing.T, db *DB) {
 		img := mustCreate(t, db, testImage("acme", n))
 		for attempt := 1; attempt <= 2; attempt++ {
 			wg.Go(func() {
-				if _, err := db.MarkProcessing(ctx, img.ID, attempt); err != nil {
+				if _, err := db.MarkProcessing(ctx, img.ID, attempt, nil); err != nil {
 					errs <- err
 					return
 				}
@@ -969,7 +984,7 @@ func testRacingAttempts(t *testing.T, db *DB) {
 					{Label: fmt.Sprintf("attempt %d", attempt), Score: 0.9},
 					{Label: "common", Score: 0.1},
 				}}
-				if _, err := db.SaveResult(ctx, img.ID, attempt, res); err != nil {
+				if _, err := db.SaveResult(ctx, img.ID, attempt, nil, res); err != nil {
 					errs <- err
 				}
 			})

@@ -16,12 +16,18 @@ import (
 // when the image is already done or failed, or when a later attempt than the
 // caller's has started; a stale worker can therefore never overwrite a newer
 // one's work. Repeating a transition with the same attempt is harmless.
+//
+// They also name the features their job computes (job.Job.Features, as the
+// image's row listed them when the job was published), and are refused when
+// the row lists others: the image was asked for more since (Reopen), and a
+// job of its earlier list, still in the queue, must not finish it without
+// them. nil features skip that check.
 
 // MarkProcessing records that attempt has started on image id: a queued or
 // processing image becomes processing with attempts = attempt and started_at
 // = now (kept when the same attempt repeats the call). It returns
 // ErrNotFound when the image does not exist.
-func (db *DB) MarkProcessing(ctx context.Context, id string, attempt int) (ok bool, err error) {
+func (db *DB) MarkProcessing(ctx context.Context, id string, attempt int, features []job.Feature) (ok bool, err error) {
 	if attempt < 1 {
 		return false, fmt.Errorf("store: mark processing %s: attempt %d < 1", id, attempt)
 	}
@@ -29,8 +35,9 @@ func (db *DB) MarkProcessing(ctx context.Context, id string, attempt int) (ok bo
 	// Lazy: a mark lost in a power cut leaves the image queued or at an
 	// older attempt, and the job's next delivery marks it again.
 	err = db.writeLazy(ctx, func(tx *sql.Tx) error {
+		fs := job.FormatFeatures(features)
 		res, err := db.execTx(ctx, tx, qMarkProcessing,
-			attempt, now, attempt, now, id, attempt)
+			attempt, now, attempt, now, id, attempt, fs, fs)
 		if err != nil {
 			return err
 		}
@@ -45,7 +52,7 @@ func (db *DB) MarkProcessing(ctx context.Context, id string, attempt int) (ok bo
 // rows and QR URLs (replaced, so a redelivery never duplicates them) and
 // finished_at.
 // It returns ErrNotFound when the image does not exist.
-func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.Result) (ok bool, err error) {
+func (db *DB) SaveResult(ctx context.Context, id string, attempt int, features []job.Feature, res *job.Result) (ok bool, err error) {
 	if attempt < 1 {
 		return false, fmt.Errorf("store: save result %s: attempt %d < 1", id, attempt)
 	}
@@ -62,7 +69,7 @@ func (db *DB) SaveResult(ctx context.Context, id string, attempt int, res *job.R
 		r, err := db.execTx(ctx, tx, qSaveResult,
 			string(body), fc.qrURL, db.d.nt(fc.takenAt), fc.lat, fc.lon, fc.faces, fc.phash,
 			res.Width, res.Width, res.Height, res.Height, attempt,
-			now, now, now, id, attempt)
+			now, now, now, id, attempt, job.FormatFeatures(features), job.FormatFeatures(features))
 		if err != nil {
 			return err
 		}
@@ -149,9 +156,9 @@ func (db *DB) Reopen(ctx context.Context, tenant, id string, from, to []job.Feat
 
 // MarkFailed marks image id failed with reason on behalf of attempt. Attempt
 // 0 is the dead-letter handler: it fails any image not yet done or failed,
-// whatever attempt last started. It returns ErrNotFound when the image does
-// not exist.
-func (db *DB) MarkFailed(ctx context.Context, id string, attempt int, reason string) (ok bool, err error) {
+// whatever attempt last started, whose features are still its job's. It
+// returns ErrNotFound when the image does not exist.
+func (db *DB) MarkFailed(ctx context.Context, id string, attempt int, features []job.Feature, reason string) (ok bool, err error) {
 	if attempt < 0 {
 		return false, fmt.Errorf("store: mark failed %s: negative attempt %d", id, attempt)
 	}
@@ -167,6 +174,10 @@ func (db *DB) MarkFailed(ctx context.Context, id string, attempt int, reason str
 	if attempt > 0 {
 		query += ` AND attempts <= ?`
 		args = append(args, attempt)
+	}
+	if fs := job.FormatFeatures(features); fs != "" {
+		query += ` AND features = ?`
+		args = append(args, fs)
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, db.d.q(query), args...)

@@ -142,6 +142,15 @@ func (a announcingStore) CreateImage(ctx context.Context, img *job.Image) (*job.
 	return stored, created, err
 }
 
+// Reopen announces an image asked for more features, queued again.
+func (a announcingStore) Reopen(ctx context.Context, tenant, id string, from, to []job.Feature) (*job.Image, bool, error) {
+	img, ok, err := a.Store.Reopen(ctx, tenant, id, from, to)
+	if err == nil && ok {
+		a.events.publish(img.Tenant, event{img: img})
+	}
+	return img, ok, err
+}
+
 // eventsInput is GET /v1/events.
 type eventsInput struct {
 	Key string `query:"key" doc:"API key, for clients that cannot send headers (EventSource); prefer the Authorization header elsewhere"`

@@ -194,6 +194,13 @@ func (s *Server) similar(ctx context.Context, in *similarInput) (*similarOutput,
 	case !slices.Contains(img.Features, job.FeaturePHash):
 		return nil, huma.Error409Conflict(fmt.Sprintf(
 			"image %q was not analysed for phash, so it has no near-duplicates to list; send the same image again with features=phash to add it", img.ID))
+	case img.Status.Terminal() && (img.Result == nil || img.Result.PHash == ""):
+		why := img.Error
+		if img.Result != nil && img.Result.Errors[job.FeaturePHash] != "" {
+			why = img.Result.Errors[job.FeaturePHash]
+		}
+		return nil, huma.Error409Conflict(fmt.Sprintf(
+			"image %q is %s without a perceptual hash (%s), so it has no near-duplicates to list", img.ID, img.Status, why))
 	case img.Result == nil || img.Result.PHash == "":
 		return nil, retryAfter(huma.Error409Conflict(fmt.Sprintf(
 			"image %q is %s and has no perceptual hash yet; ask again once it is done", img.ID, img.Status)), widenRetryAfterSec)

@@ -64,8 +64,16 @@ func TestSimilarAndThumbnail(t *testing.T) {
 	if detail := problemOf(t, rec, http.StatusConflict); !strings.Contains(detail, "queued") || rec.Header().Get("Retry-After") == "" {
 		t.Errorf("similar of an image not analysed yet: %q; want its status and a Retry-After", detail)
 	}
+	// Done, but its hash failed: no retrying will help, and it says why.
 	hs.store.mu.Lock()
 	hs.store.images[a.ID].Status = job.StatusDone
+	hs.store.images[a.ID].Result = &job.Result{Errors: map[job.Feature]string{job.FeaturePHash: "phash: empty image"}}
+	hs.store.mu.Unlock()
+	rec = hs.do(httptest.NewRequest(http.MethodGet, "/v1/images/"+a.ID+"/similar", nil))
+	if detail := problemOf(t, rec, http.StatusConflict); !strings.Contains(detail, "phash: empty image") || rec.Header().Get("Retry-After") != "" {
+		t.Errorf("similar of an image whose hash failed: %q, Retry-After %q; want the reason and no retry", detail, rec.Header().Get("Retry-After"))
+	}
+	hs.store.mu.Lock()
 	hs.store.images[a.ID].Result = &job.Result{PHash: "c3a1f0e08c0f1e3c"}
 	hs.store.mu.Unlock()
 

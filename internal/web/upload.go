@@ -50,6 +50,7 @@ type upload struct {
 	name string
 	data []byte
 	hdr  imagedata.Header
+	sha  string // hex SHA-256 of data
 }
 
 // upload is POST /v1/images.
@@ -88,6 +89,24 @@ func (s *Server) upload(ctx context.Context, in *uploadInput) (*uploadOutput, er
 			return nil, imagedataErr(name, err)
 		}
 		files[i].hdr = hdr
+		files[i].sha = job.ContentHash(files[i].data)
+	}
+	// Likewise a file that is an image known already and cannot be asked
+	// for these features now (see widen) refuses the request before any
+	// other file is stored. One file needs no look ahead: accept checks.
+	if len(files) > 1 {
+		for _, f := range files {
+			img, err := s.deps.Store.GetImage(ctx, tenant, job.NewImageID(tenant, f.sha, idem))
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return nil, s.internalErr(ctx, "looking up the image", err)
+			default:
+				if err := widenRefusal(img, features, idem); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 
 	images := make([]*job.Image, len(files))
@@ -126,7 +145,10 @@ func (s *Server) upload(ctx context.Context, in *uploadInput) (*uploadOutput, er
 // it is, re-published if it is still queued; asked for features it was not
 // analysed for, it is analysed again for all of them (see widen).
 func (s *Server) accept(ctx context.Context, tenant string, f upload, features []job.Feature, idem string) (*job.Image, error) {
-	sha := job.ContentHash(f.data)
+	sha := f.sha
+	if sha == "" {
+		sha = job.ContentHash(f.data)
+	}
 	id := job.NewImageID(tenant, sha, idem)
 
 	img, err := s.deps.Store.GetImage(ctx, tenant, id)
@@ -135,7 +157,10 @@ func (s *Server) accept(ctx context.Context, tenant string, f upload, features [
 		if idem != "" && img.SHA256 != sha {
 			return nil, errIdempotencyReuse()
 		}
-		if img, err = s.widen(ctx, img, features, idem); err != nil {
+		switch img, err = s.widen(ctx, img, features, idem); {
+		case errors.Is(err, errWidenGone):
+			img = nil // deleted meanwhile: this upload makes it anew
+		case err != nil:
 			return nil, err
 		}
 	case errors.Is(err, store.ErrNotFound):
@@ -212,23 +237,16 @@ func (s *Server) accept(ctx context.Context, tenant string, f upload, features [
 func (s *Server) widen(ctx context.Context, img *job.Image, features []job.Feature, idem string) (*job.Image, error) {
 	for range 3 {
 		union, widened := job.UnionFeatures(img.Features, features)
-		switch {
-		case !widened:
+		if !widened {
 			return img, nil
-		case idem != "":
-			return nil, huma.Error422UnprocessableEntity(fmt.Sprintf(
-				"this Idempotency-Key was already used to ask for %s; use a new key to ask for %s",
-				job.FormatFeatures(img.Features), job.FormatFeatures(features)))
-		case !img.Status.Terminal():
-			return nil, retryAfter(huma.Error409Conflict(fmt.Sprintf(
-				"image %s is still %s for %s; send it again once it is done to add %s",
-				img.ID, img.Status, job.FormatFeatures(img.Features), job.FormatFeatures(missing(img.Features, features)))),
-				widenRetryAfterSec)
+		}
+		if err := widenRefusal(img, features, idem); err != nil {
+			return nil, err
 		}
 		got, ok, err := s.deps.Store.Reopen(ctx, img.Tenant, img.ID, img.Features, union)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return nil, huma.Error409Conflict(fmt.Sprintf("image %s was deleted while this upload was asking it for more features; send it again", img.ID))
+			return nil, errWidenGone
 		case err != nil:
 			return nil, s.internalErr(ctx, "asking the image for more features", err)
 		case ok:
@@ -239,6 +257,31 @@ func (s *Server) widen(ctx context.Context, img *job.Image, features []job.Featu
 		img = got // changed since it was read: look again
 	}
 	return nil, retryAfter(huma.Error409Conflict(fmt.Sprintf("image %s is changing under concurrent uploads; send it again", img.ID)), widenRetryAfterSec)
+}
+
+// errWidenGone is widen's answer when the image was deleted meanwhile.
+var errWidenGone = errors.New("web: image deleted while asked for more features")
+
+// widenRefusal says why image img cannot be asked for features now: while
+// it is queued or processing (409), or when the features differ from what
+// the same Idempotency-Key asked for (422). It is nil when it can be, or
+// need not be.
+func widenRefusal(img *job.Image, features []job.Feature, idem string) error {
+	if _, widened := job.UnionFeatures(img.Features, features); !widened {
+		return nil
+	}
+	switch {
+	case idem != "":
+		return huma.Error422UnprocessableEntity(fmt.Sprintf(
+			"this Idempotency-Key was already used to ask for %s; use a new key to ask for %s",
+			job.FormatFeatures(img.Features), job.FormatFeatures(features)))
+	case !img.Status.Terminal():
+		return retryAfter(huma.Error409Conflict(fmt.Sprintf(
+			"image %s is still %s for %s; send it again once it is done to add %s",
+			img.ID, img.Status, job.FormatFeatures(img.Features), job.FormatFeatures(missing(img.Features, features)))),
+			widenRetryAfterSec)
+	}
+	return nil
 }
 
 // missing returns the features of want that have lacks.
@@ -393,7 +436,7 @@ func (s *Server) readUploads(r *http.Request, w http.ResponseWriter, filename st
 	case strings.HasPrefix(mt, "image/") || mt == "application/octet-stream":
 		if r.ContentLength > lim.MaxBytes {
 			return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf(
-				"the image is %s; the limit is %s", imagedata.FormatBytes(r.ContentLength), imagedata.FormatBytes(lim.MaxBytes)))
+				"the image is %s", imagedata.SizeAndLimit(r.ContentLength, lim.MaxBytes)))
 		}
 		data, err := readImageBody(w, r.Body, r.ContentLength, lim)
 		if err != nil {

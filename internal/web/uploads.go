@@ -184,7 +184,7 @@ func (s *Server) createUpload(ctx context.Context, in *createUploadInput) (*crea
 	}
 	if body.Size > s.cfg.Limits.MaxBytes {
 		return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf(
-			"the file is %s; the limit is %s", imagedata.FormatBytes(body.Size), imagedata.FormatBytes(s.cfg.Limits.MaxBytes)))
+			"the file is %s", imagedata.SizeAndLimit(body.Size, s.cfg.Limits.MaxBytes)))
 	}
 	ttl := s.cfg.UploadURLTTL
 	if body.ExpiresIn > 0 {

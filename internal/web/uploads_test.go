@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -311,6 +312,12 @@ func TestEvents(t *testing.T) {
 	if err := json.Unmarshal([]byte(nextEvent(t, ch, "image").data), &got); err != nil || got.Status != job.StatusDone ||
 		got.Result == nil || got.Result.Labels[0].Label != "tabby" {
 		t.Fatalf("outcome event = %+v, %v; want done with tabby", got, err)
+	}
+	// Asked for more features, it shows as queued again.
+	hs.uploadRaw(t, "?filename=live.png&features=faces", "image/png", pngBytes(t, 4, 4, 7))
+	if err := json.Unmarshal([]byte(nextEvent(t, ch, "image").data), &got); err != nil || got.ID != img.ID ||
+		got.Status != job.StatusQueued || !slices.Contains(got.Features, job.FeatureFaces) {
+		t.Fatalf("reopen event = %+v, %v; want %s queued for faces", got, err, img.ID)
 	}
 	select {
 	case ev := <-other:

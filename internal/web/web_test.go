@@ -325,6 +325,15 @@ func TestUploadAsksForMoreFeatures(t *testing.T) {
 	if detail := problemOf(t, rec, http.StatusConflict); !strings.Contains(detail, "faces") || rec.Header().Get("Retry-After") == "" {
 		t.Errorf("409 detail %q, Retry-After %q; want the missing feature named and a Retry-After", detail, rec.Header().Get("Retry-After"))
 	}
+	// In a request of several files, that refuses every file: none of
+	// them is stored or queued.
+	rows, calls := hs.store.count(), len(hs.queue.calls)
+	body, ct := multipartBody(t, part{field: "file", filename: "new.png", data: pngBytes(t, 8, 8, 10)}, part{field: "file", filename: "again.png", data: b})
+	problemOf(t, hs.uploadRaw(t, "?features=faces", ct, body), http.StatusConflict)
+	if hs.store.count() != rows || len(hs.queue.calls) != calls {
+		t.Errorf("a refused request of two files stored %d images and published %d jobs; want none",
+			hs.store.count()-rows, len(hs.queue.calls)-calls)
+	}
 	// Asking for what it already has is a plain re-upload.
 	if rec := hs.uploadRaw(t, "?features=labels", "image/png", b); rec.Code != http.StatusAccepted {
 		t.Errorf("re-upload for the same features: %d; want 202", rec.Code)

@@ -99,7 +99,7 @@ func (p *Pool) ingestRecord(ctx context.Context, log *slog.Logger, rec s3event.R
 		// Not an image we can read: record why, so whoever put it there
 		// can see it, instead of dropping it silently.
 		if created {
-			if _, err := p.deps.Store.MarkFailed(ctx, id, 0, imagedata.MessageOf(inspectErr)); err != nil {
+			if _, err := p.deps.Store.MarkFailed(ctx, id, 0, nil, imagedata.MessageOf(inspectErr)); err != nil {
 				return fmt.Errorf("mark failed: %w", err)
 			}
 		}

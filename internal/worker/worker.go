@@ -42,9 +42,9 @@ type Queue interface {
 type Store interface {
 	CreateImage(ctx context.Context, img *job.Image) (*job.Image, bool, error)
 	GetImageByID(ctx context.Context, id string) (*job.Image, error)
-	MarkProcessing(ctx context.Context, id string, attempt int) (bool, error)
-	SaveResult(ctx context.Context, id string, attempt int, res *job.Result) (bool, error)
-	MarkFailed(ctx context.Context, id string, attempt int, reason string) (bool, error)
+	MarkProcessing(ctx context.Context, id string, attempt int, features []job.Feature) (bool, error)
+	SaveResult(ctx context.Context, id string, attempt int, features []job.Feature, res *job.Result) (bool, error)
+	MarkFailed(ctx context.Context, id string, attempt int, features []job.Feature, reason string) (bool, error)
 	Requeue(ctx context.Context, id string) error
 }
 
@@ -356,8 +356,13 @@ func permanent(format string, args ...any) error {
 // and it completes the committed outcome's effects and is acknowledged.
 // When another attempt is working on the image, the delivery is left to
 // that attempt: acknowledging it would take the job from the queue under the
-// feet of its owner.
-type staleError struct{ row *job.Image }
+// feet of its owner. When the row lists other features than the job, the
+// image was asked for more since the job was published (a job of its
+// earlier list, left in the queue): the delivery is obsolete, and dropped.
+type staleError struct {
+	row      *job.Image
+	obsolete bool
+}
 
 func (e *staleError) Error() string {
 	return fmt.Sprintf("worker: stale delivery (image is %s at attempt %d)", e.row.Status, e.row.Attempts)
@@ -426,6 +431,12 @@ func (p *Pool) settle(log *slog.Logger, d *queue.Delivery, start time.Time, row 
 		stale *staleError
 	)
 	switch {
+	case errors.As(err, &stale) && stale.obsolete:
+		log.Info("obsolete delivery: the image was asked for other features since; dropping it",
+			"job_features", job.FormatFeatures(j.Features), "image_features", job.FormatFeatures(stale.row.Features))
+		p.completed.Add(1)
+		p.ack(sctx, log, d)
+		p.m.jobs.WithLabelValues("stale").Inc()
 	case err == nil:
 		p.settleTerminal(sctx, log, d, row)
 		p.m.jobs.WithLabelValues("done").Inc()
@@ -535,8 +546,11 @@ func outcomeOf(tenant string, row *job.Image) job.Outcome {
 //     attempt owns it or it is finished (staleError).
 //  2. The analysis runs; nothing is written yet.
 //  3. SaveResult(attempt) is the commit point. The store accepts it only
-//     from an attempt that no later attempt has superseded, and at most
-//     once: a done image is final.
+//     from an attempt that no later attempt has superseded, of a job for
+//     the features the image lists, and at most once: a done image is final
+//     until it is asked for more features (store.DB.Reopen), which starts
+//     a new job with later attempts and makes every job of the earlier list
+//     obsolete (its deliveries are dropped).
 //  4. Only then is results/<id>.json written, and its contents are made
 //     from the committed row (id, filename, features, result, finish
 //     time), never from this worker's memory. A worker that resumes after
@@ -552,7 +566,8 @@ func outcomeOf(tenant string, row *job.Image) job.Outcome {
 // absent (the same bytes the winner would have written, because they come
 // from the row) and re-publishes the outcome (deduplicated by its finish
 // time), then acknowledges. So a done row always gets its blob and its
-// outcome, and no delivery ever writes a second, different result.
+// outcome, and no delivery writes a second, different result for the same
+// list of features.
 //
 // prepare does steps 1 and 2 on the worker's goroutine; commit does the rest
 // on its committer's, while the worker analyzes its next job.
@@ -561,7 +576,7 @@ func (p *Pool) prepare(ctx context.Context, log *slog.Logger, pipe Pipeline, buf
 	j := d.Job
 	var ok bool
 	err = p.retry(ctx, log, "mark processing", func(ctx context.Context) (err error) {
-		ok, err = p.deps.Store.MarkProcessing(ctx, j.ImageID, attemptOf(d))
+		ok, err = p.deps.Store.MarkProcessing(ctx, j.ImageID, attemptOf(d), j.Features)
 		return err
 	})
 	if err != nil {
@@ -594,7 +609,7 @@ func (p *Pool) commit(ctx context.Context, log *slog.Logger, d *queue.Delivery, 
 	j := d.Job
 	var ok bool
 	err = p.retry(ctx, log, "save result", func(ctx context.Context) (err error) {
-		ok, err = p.deps.Store.SaveResult(ctx, j.ImageID, attemptOf(d), res)
+		ok, err = p.deps.Store.SaveResult(ctx, j.ImageID, attemptOf(d), j.Features, res)
 		return err
 	})
 	if err != nil {
@@ -665,6 +680,9 @@ func (p *Pool) stale(ctx context.Context, log *slog.Logger, j job.Job) error {
 	row, err := p.readRow(ctx, log, j.ImageID)
 	if err != nil {
 		return err
+	}
+	if job.FormatFeatures(row.Features) != job.FormatFeatures(j.Features) {
+		return &staleError{row: row, obsolete: true}
 	}
 	if row.Status == job.StatusDone {
 		// Repair what a crash between the commit and the ack may have
@@ -806,7 +824,7 @@ func (p *Pool) markFailed(log *slog.Logger, d *queue.Delivery, reason string) *j
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.OutageWait)
 	defer cancel()
 	err := p.retry(ctx, log, "mark failed", func(ctx context.Context) error {
-		_, err := p.deps.Store.MarkFailed(ctx, j.ImageID, attemptOf(d), reason)
+		_, err := p.deps.Store.MarkFailed(ctx, j.ImageID, attemptOf(d), j.Features, reason)
 		return err
 	})
 	if err != nil {

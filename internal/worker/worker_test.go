@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -280,7 +281,7 @@ func TestCrashedWorkerJobIsRedelivered(t *testing.T) {
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("fetch = %d deliveries, %v; want 1", len(ds), err)
 	}
-	if ok, err := r.db.MarkProcessing(ctx, id, ds[0].Attempt); !ok || err != nil {
+	if ok, err := r.db.MarkProcessing(ctx, id, ds[0].Attempt, nil); !ok || err != nil {
 		t.Fatalf("mark processing = %v, %v", ok, err)
 	}
 	var calls atomic.Int32
@@ -291,8 +292,44 @@ func TestCrashedWorkerJobIsRedelivered(t *testing.T) {
 		t.Errorf("attempts %d, classifier calls %d; want the second delivery to do it once", img.Attempts, calls.Load())
 	}
 	// The stale first delivery cannot overwrite or duplicate the result.
-	if ok, err := r.db.SaveResult(ctx, id, 1, &job.Result{}); ok || err != nil {
+	if ok, err := r.db.SaveResult(ctx, id, 1, nil, &job.Result{}); ok || err != nil {
 		t.Errorf("stale SaveResult = %v, %v; want refused", ok, err)
+	}
+}
+
+// A job left in the queue from before its image was asked for more
+// features is obsolete: its delivery is dropped without touching the image,
+// which waits, queued, for the job of the wider list.
+func TestObsoleteJobIsDropped(t *testing.T) {
+	r := newRig(t, queue.Config{})
+	ctx := context.Background()
+	id := r.submit(t, testPNG(t, 9))
+	var calls atomic.Int32
+	p := r.pool(t, fastConfig(), classifierFunc(func(context.Context) ([]job.Label, error) { calls.Add(1); return catLabels, nil }))
+	p.SetSize(1)
+	done := r.waitStatus(t, id, job.StatusDone)
+	wider := []job.Feature{job.FeatureEXIF, job.FeatureLabels}
+	if _, ok, err := r.db.Reopen(ctx, "t1", id, done.Features, wider); err != nil || !ok {
+		t.Fatalf("Reopen = %v, %v", ok, err)
+	}
+	// The old job again, as a lost ack or a re-publish would leave it.
+	old := job.Job{ImageID: id, Tenant: "t1", BlobKey: job.InputKey("t1", id), Features: job.DefaultFeatures, EnqueuedAt: time.Now()}
+	if err := r.q.Republish(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if has, err := r.q.Has(ctx, id); err != nil || has {
+			return fmt.Errorf("the old job is still in the queue (%v)", err)
+		}
+		return nil
+	})
+	img, err := r.db.GetImageByID(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Status != job.StatusQueued || !slices.Equal(img.Features, wider) || img.Attempts != done.Attempts || calls.Load() != 1 {
+		t.Errorf("after the obsolete delivery: %s for %v at attempt %d, classifier calls %d; want it left queued for %v at %d, one call",
+			img.Status, img.Features, img.Attempts, calls.Load(), wider, done.Attempts)
 	}
 }
 
@@ -485,10 +522,10 @@ func TestRedeliveryRepairsCommittedResult(t *testing.T) {
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("fetch = %d deliveries, %v; want 1", len(ds), err)
 	}
-	if ok, err := r.db.MarkProcessing(ctx, id, ds[0].Attempt); !ok || err != nil {
+	if ok, err := r.db.MarkProcessing(ctx, id, ds[0].Attempt, nil); !ok || err != nil {
 		t.Fatalf("mark processing = %v, %v", ok, err)
 	}
-	if ok, err := r.db.SaveResult(ctx, id, ds[0].Attempt, &job.Result{Width: 32, Height: 24, Labels: catLabels}); !ok || err != nil {
+	if ok, err := r.db.SaveResult(ctx, id, ds[0].Attempt, nil, &job.Result{Width: 32, Height: 24, Labels: catLabels}); !ok || err != nil {
 		t.Fatalf("save result = %v, %v", ok, err)
 	}
 	// … and the worker died here.
@@ -556,17 +593,17 @@ func (s *flakyStore) GetImageByID(ctx context.Context, id string) (*job.Image, e
 	}
 	return s.Store.GetImageByID(ctx, id)
 }
-func (s *flakyStore) MarkProcessing(ctx context.Context, id string, attempt int) (bool, error) {
+func (s *flakyStore) MarkProcessing(ctx context.Context, id string, attempt int, features []job.Feature) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
 	}
-	return s.Store.MarkProcessing(ctx, id, attempt)
+	return s.Store.MarkProcessing(ctx, id, attempt, features)
 }
-func (s *flakyStore) SaveResult(ctx context.Context, id string, attempt int, res *job.Result) (bool, error) {
+func (s *flakyStore) SaveResult(ctx context.Context, id string, attempt int, features []job.Feature, res *job.Result) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
 	}
-	return s.Store.SaveResult(ctx, id, attempt, res)
+	return s.Store.SaveResult(ctx, id, attempt, features, res)
 }
 
 type flakyBlobs struct {
