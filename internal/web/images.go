@@ -424,8 +424,8 @@ func (s *Server) content(ctx context.Context, in *contentInput) (*contentOutput,
 // false: another unit, several ranges, or a malformed one. satisfiable is
 // false for one range that starts past the end (a 416).
 func byteRange(h string, size int64) (start, end int64, ok, satisfiable bool) {
-	spec, found := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
-	if !found || strings.Contains(spec, ",") {
+	unit, spec, found := strings.Cut(strings.TrimSpace(h), "=")
+	if !found || !strings.EqualFold(strings.TrimSpace(unit), "bytes") || strings.Contains(spec, ",") {
 		return 0, 0, false, true
 	}
 	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")

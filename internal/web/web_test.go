@@ -641,6 +641,7 @@ func TestContent(t *testing.T) {
 		contentRange string
 	}{
 		{"bytes=0-9", "", 206, 0, 10, fmt.Sprintf("bytes 0-9/%d", n)},
+		{"Bytes=0-9", "", 206, 0, 10, fmt.Sprintf("bytes 0-9/%d", n)},
 		{"bytes=10-", "", 206, 10, n, fmt.Sprintf("bytes 10-%d/%d", n-1, n)},
 		{"bytes=-5", "", 206, n - 5, n, fmt.Sprintf("bytes %d-%d/%d", n-5, n-1, n)},
 		{"bytes=5-1000000", "", 206, 5, n, fmt.Sprintf("bytes 5-%d/%d", n-1, n)},
