@@ -5,12 +5,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/glimpse-oss/glimpse/internal/job"
 )
@@ -101,6 +104,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) *DB) {
 	t.Run("ListImages", func(t *testing.T) { testListImages(t, open(t)) })
 	t.Run("ListImagesBadCursor", func(t *testing.T) { testListImagesBadCursor(t, open(t)) })
 	t.Run("DuplicateLabels", func(t *testing.T) { testDuplicateLabels(t, open(t)) })
+	t.Run("SynonymBackfill", func(t *testing.T) { testSynonymBackfill(t, open(t)) })
 	t.Run("DeleteImage", func(t *testing.T) { testDeleteImage(t, open(t)) })
 	t.Run("Transitions", func(t *testing.T) { testTransitions(t, open(t)) })
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, open(t)) })
@@ -391,6 +395,57 @@ func testDuplicateLabels(t *testing.T, db *DB) {
 				}
 			}
 		})
+	}
+}
+
+// testSynonymBackfill checks migration 5: an image analysed before synonym
+// rows existed gets them, once, however often the migration runs.
+func testSynonymBackfill(t *testing.T, db *DB) {
+	ctx := context.Background()
+	img := mustCreate(t, db, testImage("acme", 1))
+	mustDone(t, db, img.ID, "tabby, tabby cat", "Egyptian cat", "tiger cat, tabby")
+	// As the image would be from before: its labels' rows only.
+	if _, err := db.w.ExecContext(ctx, db.d.q(`DELETE FROM image_labels WHERE image_id = ? AND rank >= 3`), img.ID); err != nil {
+		t.Fatal(err)
+	}
+	found := func(label string) bool {
+		t.Helper()
+		page, err := db.ListImages(ctx, ListOptions{Tenant: "acme", Label: label})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Images) == 1
+	}
+	if found("tabby") {
+		t.Fatal("label=tabby found the image before the backfill; the test set-up is wrong")
+	}
+	sub, err := fs.Sub(migrationsFS, db.d.migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(db.d.goose, db.w, sub, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := p.DownTo(ctx, 4); err != nil {
+			t.Fatalf("migrate down to 4: %v", err)
+		}
+		if _, err := p.UpTo(ctx, 5); err != nil {
+			t.Fatalf("migrate up to 5: %v", err)
+		}
+	}
+	for _, label := range []string{"tabby", "tabby cat", "tiger cat", "Egyptian cat", "tabby, tabby cat"} {
+		if !found(label) {
+			t.Errorf("label=%s does not find the image after the backfill", label)
+		}
+	}
+	var rows int
+	if err := db.r.QueryRowContext(ctx, db.d.q(`SELECT COUNT(*) FROM image_labels WHERE image_id = ?`), img.ID).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 6 { // three labels, and tabby, tabby cat, tiger cat
+		t.Errorf("label rows = %d; want 6", rows)
 	}
 }
 
