@@ -31,7 +31,7 @@ func (nopBlobs) Put(context.Context, string, []byte, string) error { return nil 
 // one job waits on an idle server). The CPU time is the process's, so it
 // includes the garbage collector's share.
 func featureCosts(model *models.Model, base image.Image, rounds int) error {
-	pipe, err := standard.New(model, nopBlobs{})
+	pipe, err := standard.New(model, nopBlobs{}, standard.Options{})
 	if err != nil {
 		return err
 	}

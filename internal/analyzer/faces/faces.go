@@ -36,7 +36,11 @@ const WorkingSide = analyzer.SmallSide
 const DefaultMinConfidence = 10
 
 // DefaultMinFace is the smallest face searched for when Config.MinFace is 0, as
-// a fraction of the working copy's shorter side.
+// a fraction of the image's shorter side. At WorkingSide the cascade's
+// smallest window (minWindow) is about 4% of a 4:3 photo's shorter side; a
+// smaller MinFace makes the working copy larger, so that MinFace of its
+// shorter side is minWindow pixels, and the search costs about
+// (DefaultMinFace / MinFace)² as much.
 const DefaultMinFace = 0.05
 
 // Cascade scan parameters. The confidence scale depends on them (a face's
@@ -82,7 +86,7 @@ type Config struct {
 	// DefaultMinConfidence.
 	MinConfidence float64
 	// MinFace is the smallest face side searched for, as a fraction of the
-	// working copy's shorter side, in (0, 1]; 0 means DefaultMinFace.
+	// image's shorter side, in (0, 1]; 0 means DefaultMinFace.
 	MinFace float64
 }
 
@@ -130,8 +134,23 @@ func New(cfg Config) (*Analyzer, error) {
 // Feature returns job.FeatureFaces.
 func (a *Analyzer) Feature() job.Feature { return job.FeatureFaces }
 
-// MinSide returns WorkingSide: the detector never looks at more pixels.
-func (a *Analyzer) MinSide() int { return WorkingSide }
+// MinSide returns the shorter side the working copy may need: WorkingSide,
+// or more for a MinFace below the cascade's reach at WorkingSide.
+func (a *Analyzer) MinSide() int {
+	return max(WorkingSide, int(math.Ceil(minWindow/a.minFace)))
+}
+
+// workingSide is the longer side of the copy a w×h image is searched on:
+// WorkingSide, or as much more as makes MinFace of its shorter side
+// minWindow pixels, and never more than the image's own.
+func (a *Analyzer) workingSide(w, h int) int {
+	long, short := max(w, h), min(w, h)
+	if short == 0 {
+		return WorkingSide
+	}
+	need := int(math.Ceil(minWindow / a.minFace * float64(long) / float64(short)))
+	return min(max(WorkingSide, need), max(long, WorkingSide))
+}
 
 // Analyze sets res.Faces to the faces found in img, most confident first,
 // or to an empty slice when there are none. Boxes are in display pixels and
@@ -218,7 +237,8 @@ func (a *Analyzer) detect(ctx context.Context, img *analyzer.Image) ([]pigo.Dete
 	if img == nil || img.Pixels == nil || img.Pixels.Bounds().Empty() {
 		return nil, image.Rectangle{}, errors.New("faces: empty image")
 	}
-	work := img.Fit(WorkingSide)
+	pb := img.Pixels.Bounds()
+	work := img.Fit(a.workingSide(pb.Dx(), pb.Dy()))
 	r := work.Bounds()
 	w, h := r.Dx(), r.Dy()
 	short := min(w, h)

@@ -105,6 +105,35 @@ func TestAstronaut(t *testing.T) {
 	}
 }
 
+// A face under 4% of a large photo's shorter side is below the cascade's
+// reach on the default working copy; a smaller MinFace searches a larger
+// copy and finds it, in the photo's own pixels.
+func TestSmallFaceInLargePhoto(t *testing.T) {
+	astronaut := decodePixels(t, "astronaut.png")
+	const side = 300 // astronaut.png drawn 300 px wide: its face is about 59 px
+	big := onCanvas(astronaut, 3000, 2000, side)
+	img := func() *analyzer.Image {
+		return analyzer.NewImage("img_test", nil, &imagedata.Image{
+			Header: imagedata.Header{Width: 3000, Height: 2000, Orientation: 1}, Image: big,
+		})
+	}
+	if faces := analyze(t, newAnalyzer(t), img()); len(faces) != 0 {
+		t.Errorf("default MinFace found %+v; the face is meant to be below its reach", faces)
+	}
+	a, err := New(Config{MinFace: 0.02})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.MinSide(); got != 1000 {
+		t.Errorf("MinSide() = %d; want 1000 (20 px windows at 2%%)", got)
+	}
+	faces := analyze(t, a, img())
+	if len(faces) != 1 {
+		t.Fatalf("MinFace 0.02 found %d faces %+v; want 1", len(faces), faces)
+	}
+	checkBox(t, faces[0], astronautFace.cx, astronautFace.cy, astronautFace.side, side/512.0)
+}
+
 // checkBox fails unless f is centred within 15% of side of (cx, cy) and its
 // side is within 30% of side, all times scale.
 func checkBox(t *testing.T, f job.Face, cx, cy, side, scale float64) {

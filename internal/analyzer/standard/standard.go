@@ -15,10 +15,17 @@ import (
 	"github.com/glimpse-oss/glimpse/internal/models"
 )
 
+// Options tune the analyzers; the zero value takes every default.
+type Options struct {
+	// FacesMinSize is faces.Config.MinFace: the smallest face searched
+	// for, as a fraction of the image's shorter side.
+	FacesMinSize float64
+}
+
 // New makes one worker's pipeline. Each analyzer in it belongs to that
 // worker alone (the classifier's ONNX session is not shareable). blobs
 // receives thumbnails.
-func New(model *models.Model, blobs thumbnail.Blobs) (*analyzer.Pipeline, error) {
+func New(model *models.Model, blobs thumbnail.Blobs, opt Options) (*analyzer.Pipeline, error) {
 	cls, err := classify.New(classify.Config{Model: model})
 	if err != nil {
 		return nil, err
@@ -27,7 +34,7 @@ func New(model *models.Model, blobs thumbnail.Blobs) (*analyzer.Pipeline, error)
 		cls.Close()
 		return nil, err
 	}
-	fc, err := faces.New(faces.Config{})
+	fc, err := faces.New(faces.Config{MinFace: opt.FacesMinSize})
 	if err != nil {
 		return fail(err)
 	}

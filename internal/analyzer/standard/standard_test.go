@@ -48,7 +48,7 @@ func TestConcurrentMatchesSequential(t *testing.T) {
 			var thumbs [2][]byte
 			for i, parallel := range []int{1, 8} {
 				blobs := &memBlobs{}
-				p, err := New(model, blobs)
+				p, err := New(model, blobs, Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -86,7 +86,7 @@ func TestRecycledBuffersMatchFresh(t *testing.T) {
 	model, err := models.Locate("")
 	analyzertest.Need(t, "model", err)
 	blobs := &memBlobs{}
-	p, err := New(model, blobs)
+	p, err := New(model, blobs, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
