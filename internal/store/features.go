@@ -85,6 +85,12 @@ func parsePHash(s string) (uint64, error) {
 	return strconv.ParseUint(s, 16, 64)
 }
 
+// earthKm is the Earth's mean radius (IUGG), for near=.
+const earthKm = 6371.0088
+
+// degree is one degree in radians.
+const degree = math.Pi / 180
+
 // featureFilters adds ListOptions' feature filters to a query's WHERE.
 func (db *DB) featureFilters(opt ListOptions, where []string, args []any) ([]string, []any) {
 	if opt.QRURL != "" {
@@ -103,34 +109,42 @@ func (db *DB) featureFilters(opt ListOptions, where []string, args []any) ([]str
 		args = append(args, db.d.t(opt.TakenBefore))
 	}
 	if n := opt.Near; n != nil {
-		// An equirectangular distance: exact enough for the few hundred
-		// kilometres a "near" filter means, and plain arithmetic on every
-		// engine. The bounding box lets an engine skip most rows cheaply.
-		//
-		// Longitudes wrap at ±180°: the difference is taken the short way
-		// round (180 - |180 - |Δ||, for Δ in [0, 360]), and a box that
-		// crosses the antimeridian is two ranges of longitude.
-		dlat := n.Km / 111.32
-		cos := math.Max(math.Cos(n.Lat*math.Pi/180), 1e-6)
-		dlon := dlat / cos
-		lo, hi := n.Lon-dlon, n.Lon+dlon
+		// The great-circle distance, as the haversine inequality
+		// sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2) <= sin²(d/2) for an angular
+		// radius d: exact on a sphere, with no inverse function to go out
+		// of its domain, and plain sin and cos on both engines. (Δλ needs
+		// no wrapping at ±180°: sin² repeats every 2π of Δλ.) A bounding box
+		// in degrees comes first, so an engine can skip most rows.
+		d := n.Km / earthKm
+		phi, lam := n.Lat*degree, n.Lon*degree
+		dlat := d / degree
 		where = append(where, "i.lat BETWEEN ? AND ?")
 		args = append(args, n.Lat-dlat, n.Lat+dlat)
-		switch {
-		case dlon >= 180: // every longitude is near enough
-		case lo < -180:
-			where = append(where, "(i.lon >= ? OR i.lon <= ?)")
-			args = append(args, lo+360, hi)
-		case hi > 180:
-			where = append(where, "(i.lon >= ? OR i.lon <= ?)")
-			args = append(args, lo, hi-360)
-		default:
-			where = append(where, "i.lon BETWEEN ? AND ?")
-			args = append(args, lo, hi)
+		// The circle's longitudes: all of them when it reaches a pole,
+		// else asin(sin d / cos φ) either side, in two ranges when they
+		// cross the antimeridian.
+		if math.Sin(d) < math.Cos(phi) {
+			dlon := math.Asin(math.Sin(d)/math.Cos(phi)) / degree
+			lo, hi := n.Lon-dlon, n.Lon+dlon
+			switch {
+			case lo < -180:
+				where = append(where, "(i.lon >= ? OR i.lon <= ?)")
+				args = append(args, lo+360, hi)
+			case hi > 180:
+				where = append(where, "(i.lon >= ? OR i.lon <= ?)")
+				args = append(args, lo, hi-360)
+			default:
+				where = append(where, "i.lon BETWEEN ? AND ?")
+				args = append(args, lo, hi)
+			}
 		}
-		const dlonSQL = "(180 - abs(180 - abs(i.lon - ?)))"
-		where = append(where, "(i.lat - ?) * (i.lat - ?) + "+dlonSQL+" * "+dlonSQL+" * ? <= ?")
-		args = append(args, n.Lat, n.Lat, n.Lon, n.Lon, cos*cos, dlat*dlat)
+		if d < math.Pi {
+			const hav = "sin((i.lat * ? - ?) / 2) * sin((i.lat * ? - ?) / 2) + " +
+				"cos(i.lat * ?) * ? * sin((i.lon * ? - ?) / 2) * sin((i.lon * ? - ?) / 2) <= ?"
+			where = append(where, hav)
+			h := math.Sin(d / 2)
+			args = append(args, degree, phi, degree, phi, degree, math.Cos(phi), degree, lam, degree, lam, h*h)
+		}
 	}
 	if opt.HasFaces != nil {
 		if *opt.HasFaces {

@@ -46,6 +46,13 @@ func testFeatureFilters(t *testing.T, db *DB) {
 		{Text: "https://tiny.example/x/y/z", URL: &job.URLParts{Host: "tiny.example"}},
 		{Text: "https://a.example/one", URL: &job.URLParts{Host: "a.example"}},
 	}})
+	// Two photos a hundred metres from the North Pole, on opposite
+	// meridians.
+	pole0 := doneWith(t, db, "a", 6, &job.Result{EXIF: &job.EXIF{Latitude: ptr(89.999), Longitude: ptr(0.0)}})
+	pole180 := doneWith(t, db, "a", 7, &job.Result{EXIF: &job.EXIF{Latitude: ptr(89.999), Longitude: ptr(180.0)}})
+	// 1,947 km from 60° N 0° E, near where a circle of 2,000 km round it
+	// reaches furthest east (65.6° N 38.2° E).
+	lapland := doneWith(t, db, "a", 8, &job.Result{EXIF: &job.EXIF{Latitude: ptr(65.5), Longitude: ptr(37.0)}})
 	// Fiji, just east of the antimeridian (Taveuni, 179.99° E).
 	fiji := doneWith(t, db, "a", 4, &job.Result{
 		EXIF: &job.EXIF{Latitude: ptr(-16.8), Longitude: ptr(179.99)},
@@ -74,10 +81,24 @@ func testFeatureFilters(t *testing.T, db *DB) {
 		{"near fiji from the east", ListOptions{Near: &Near{Lat: -16.8, Lon: 179.98, Km: 5}}, []string{fiji}},
 		{"near fiji, wide, across the antimeridian", ListOptions{Near: &Near{Lat: -16.8, Lon: -170, Km: 2000}}, []string{fiji}},
 		{"near fiji, too far west", ListOptions{Near: &Near{Lat: -16.8, Lon: -179.8, Km: 5}}, nil},
-		{"near the pole, every longitude", ListOptions{Near: &Near{Lat: -89.99, Lon: 0, Km: 20000}}, []string{fiji, sydney, paris}},
+		// Every longitude; the north pole photos are 20,014 km away, just
+		// beyond.
+		{"near the south pole, every longitude", ListOptions{Near: &Near{Lat: -89.99, Lon: 0, Km: 20000}}, []string{fiji, lapland, sydney, paris}},
+		// Great-circle distances (haversine): 80° N 90° E is 1,112 km
+		// from both pole photos, 80° N 0° E too, and 10° N 179.99° E is
+		// 8,896 km from the pole, 5,748 km from Sydney and 13,466 km from
+		// Paris.
+		{"a circle over the pole", ListOptions{Near: &Near{Lat: 80, Lon: 90, Km: 1200}}, []string{pole180, pole0}},
+		{"a circle over the pole, the far meridian", ListOptions{Near: &Near{Lat: 80, Lon: 0, Km: 1200}}, []string{pole180, pole0}},
+		{"just short of the pole", ListOptions{Near: &Near{Lat: 80, Lon: 0, Km: 1100}}, nil},
+		{"wide, from the tropics", ListOptions{Near: &Near{Lat: 10, Lon: 179.99, Km: 9000}}, []string{fiji, pole180, pole0, sydney}},
+		// At 60° N a circle of 2,000 km spans 38.2° of longitude either
+		// side, not the 36° a flat approximation gives (Paris is 1,247 km
+		// away).
+		{"wide at high latitude", ListOptions{Near: &Near{Lat: 60, Lon: 0, Km: 2000}}, []string{lapland, paris}},
 		{"has faces", ListOptions{HasFaces: ptr(true)}, []string{paris}},
 		{"no faces (only where faces ran)", ListOptions{HasFaces: ptr(false)}, []string{sydney}},
-		{"no filter", ListOptions{}, []string{fiji, multi, plain, sydney, paris}},
+		{"no filter", ListOptions{}, []string{fiji, lapland, pole180, pole0, multi, plain, sydney, paris}},
 	}
 	// substr counts characters: a prefix with a multi-byte one still matches.
 	cafe := doneWith(t, db, "c", 1, &job.Result{QR: []job.Code{{Text: "https://café.example/menu", URL: &job.URLParts{}}}})

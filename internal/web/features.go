@@ -25,7 +25,7 @@ type FeatureQuery struct {
 	QRURL       string `query:"qr_url" doc:"Only images with a code (QR or barcode) whose text is a URL starting with this; any of an image's codes may match" example:"https://shop.example/p/"`
 	TakenAfter  string `query:"taken_after" doc:"Only photos taken at or after this time (RFC 3339 or a date)" example:"2024-05-01"`
 	TakenBefore string `query:"taken_before" doc:"Only photos taken before this time (RFC 3339 or a date)" example:"2024-06-01T00:00:00Z"`
-	Near        string `query:"near" doc:"Only photos taken within KM of LAT,LON: lat,lon,km" example:"48.8584,2.2945,25"`
+	Near        string `query:"near" doc:"Only photos taken within KM kilometres (great-circle distance) of LAT,LON: lat,lon,km" example:"48.8584,2.2945,25"`
 	HasFaces    string `query:"has_faces" doc:"true: only images with faces; false: only images where no face was found" example:"true"`
 }
 
