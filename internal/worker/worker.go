@@ -53,6 +53,7 @@ type Blobs interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	Put(ctx context.Context, key string, b []byte, contentType string) error
 	Exists(ctx context.Context, key string) (bool, error)
+	Delete(ctx context.Context, key string) error
 }
 
 // Pipeline runs a job's analyzers over one decoded image. It need not be
@@ -613,7 +614,11 @@ func (p *Pool) commit(ctx context.Context, log *slog.Logger, d *queue.Delivery, 
 		return err
 	})
 	if err != nil {
-		return nil, p.storeErr("save result", err)
+		err = p.storeErr("save result", err)
+		if errors.Is(err, errGone) {
+			p.dropOutputs(ctx, log, j.ImageID, res)
+		}
+		return nil, err
 	}
 	if !ok {
 		return nil, p.stale(ctx, log, j)
@@ -626,6 +631,22 @@ func (p *Pool) commit(ctx context.Context, log *slog.Logger, d *queue.Delivery, 
 		return nil, err
 	}
 	return row, nil
+}
+
+// dropOutputs deletes the blobs an analysis wrote for an image that was
+// deleted while it ran (its thumbnail): the delete removed the image's
+// blobs before these existed, and nothing else would.
+func (p *Pool) dropOutputs(ctx context.Context, log *slog.Logger, id string, res *job.Result) {
+	if res == nil || res.Thumbnail == nil {
+		return
+	}
+	key := res.Thumbnail.Key
+	if key == "" {
+		key = job.ThumbnailKey(id)
+	}
+	if err := p.deps.Blobs.Delete(ctx, key); err != nil && !p.deps.IsBlobNotFound(err) {
+		log.Warn("delete the thumbnail of a deleted image", "key", key, "err", err)
+	}
 }
 
 // recoverPanic turns a panic into *err, so that a poison image is retried

@@ -333,6 +333,63 @@ func TestObsoleteJobIsDropped(t *testing.T) {
 	}
 }
 
+// thumbWriter stands in for the thumbnail analyzer: it stores a thumbnail,
+// then calls during, as if the user acted while the job ran.
+type thumbWriter struct {
+	blobs  Blobs
+	during func()
+}
+
+func (w *thumbWriter) Feature() job.Feature { return job.FeatureThumbnail }
+func (w *thumbWriter) MinSide() int         { return 16 }
+func (w *thumbWriter) Analyze(ctx context.Context, img *analyzer.Image, res *job.Result) error {
+	key := job.ThumbnailKey(img.ID)
+	if err := w.blobs.Put(ctx, key, []byte("JPEG"), "image/jpeg"); err != nil {
+		return err
+	}
+	res.Thumbnail = &job.Thumbnail{Key: key, Width: 4, Height: 3, ContentType: "image/jpeg"}
+	w.during()
+	return nil
+}
+
+// An image deleted while its job runs leaves nothing behind: the thumbnail
+// the analysis stored after the delete is removed when the commit finds
+// the image gone.
+func TestDeletedDuringAnalysisLeavesNoThumbnail(t *testing.T) {
+	r := newRig(t, queue.Config{})
+	ctx := context.Background()
+	b := testPNG(t, 11)
+	sha := job.ContentHash(b)
+	id := job.NewImageID("t1", sha, "")
+	key := job.InputKey("t1", id)
+	features := []job.Feature{job.FeatureThumbnail}
+	if err := r.blobs.Put(ctx, key, b, "image/png"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.db.CreateImage(ctx, &job.Image{ID: id, Tenant: "t1", Filename: "x.png", ContentType: "image/png", Size: int64(len(b)), SHA256: sha, Features: features, Status: job.StatusQueued}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.q.Publish(ctx, job.Job{ImageID: id, Tenant: "t1", BlobKey: key, Features: features, EnqueuedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	tw := &thumbWriter{blobs: r.blobs, during: func() {
+		if err := r.db.DeleteImage(ctx, "t1", id); err != nil {
+			t.Errorf("delete during the analysis: %v", err)
+		}
+	}}
+	p := r.pool(t, fastConfig(), pipelineOf(tw))
+	p.SetSize(1)
+	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if has, err := r.q.Has(ctx, id); err != nil || has {
+			return fmt.Errorf("the job is still in the queue (%v)", err)
+		}
+		return nil
+	})
+	if ok, err := r.blobs.Exists(ctx, job.ThumbnailKey(id)); err != nil || ok {
+		t.Errorf("thumbnail of the deleted image exists = %v, %v; want it removed", ok, err)
+	}
+}
+
 // Scaling in never kills work: a worker told to stop finishes its job.
 func TestScaleInDrains(t *testing.T) {
 	r := newRig(t, queue.Config{})
