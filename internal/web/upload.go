@@ -74,6 +74,7 @@ func (s *Server) upload(ctx context.Context, in *uploadInput) (*uploadOutput, er
 
 	files, err := s.readUploads(in.req, in.w, in.Filename, idem != "")
 	if err != nil {
+		drainBody(in.req.Body)
 		return nil, err
 	}
 	// Validate every file before storing any, so a bad file rejects the
@@ -298,6 +299,18 @@ func missing(have, want []job.Feature) []job.Feature {
 // widenRetryAfterSec is the Retry-After of a 409 for an image still being
 // analysed: a labels job takes a few tens of milliseconds once started.
 const widenRetryAfterSec = "1"
+
+// maxDrain is how much of a refused upload's unread body drainBody reads.
+const maxDrain = 16 << 20
+
+// drainBody reads what is left of a request body refused part way (a
+// second file under an Idempotency-Key, one file too many), up to
+// maxDrain, so that the client, still sending, reads the answer: a server
+// that answers and closes with the body unread makes the client's send
+// fail with a reset, and the client never sees why.
+func drainBody(body io.Reader) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
+}
 
 // readImageBody reads a raw image body of the announced length (0 when
 // unknown), cut off just past lim.MaxBytes. It reads into one buffer of the

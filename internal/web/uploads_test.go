@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/glimpse-oss/glimpse/internal/blobstore"
+	"github.com/glimpse-oss/glimpse/internal/imagedata"
 	"github.com/glimpse-oss/glimpse/internal/job"
 	"github.com/glimpse-oss/glimpse/internal/store"
 	"github.com/glimpse-oss/glimpse/internal/web/ui"
@@ -497,5 +500,45 @@ func TestDrainAnswersWaitingUploads(t *testing.T) {
 	// Uploads that arrive while the server drains do not wait either.
 	if rec := hs.uploadRaw(t, "?wait=1h", "image/png", pngBytes(t, 4, 4, 43)); rec.Code != http.StatusAccepted {
 		t.Errorf("upload with wait after Drain = %d; want 202 at once", rec.Code)
+	}
+}
+
+// A multipart upload refused after its first file (a second file under an
+// Idempotency-Key) reaches the client as its 400, every time, although the
+// client is still sending: the rest of the body is read before answering.
+// (A server that answers and closes with the body unread resets the
+// connection, and a client such as curl loses the answer.)
+func TestRefusedUploadIsAnsweredNotReset(t *testing.T) {
+	hs := newHarness(t, Config{Limits: imagedata.Limits{MaxBytes: 8 << 20, MaxPixels: 1 << 24}}, nil)
+	ts := httptest.NewServer(hs.h)
+	t.Cleanup(ts.Close)
+	big := make([]byte, 3<<20) // not an image, but refused before it is looked at
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	body, ct := multipartBody(t, part{field: "file", filename: "a.png", data: pngBytes(t, 8, 8, 1)},
+		part{field: "file", filename: "b.bin", data: big}, part{field: "file", filename: "c.bin", data: big})
+	for i := range 5 {
+		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := fmt.Sprintf("POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\nIdempotency-Key: k-%d\r\n\r\n", ct, len(body), i)
+		// The client sends its whole request before it reads: what the
+		// server does with the unread rest decides whether it can.
+		if _, err := conn.Write(append([]byte(head), body...)); err != nil {
+			conn.Close()
+			t.Fatalf("request %d: sending: %v; want the server to read the body it refuses", i, err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			conn.Close()
+			t.Fatalf("request %d: %v; want the 400 answered", i, err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("request %d: %d; want 400", i, resp.StatusCode)
+		}
 	}
 }
