@@ -196,7 +196,7 @@ type Image struct {
 	Width       int        `json:"width,omitempty"`
 	Height      int        `json:"height,omitempty"`
 	Features    []Feature  `json:"features"`
-	Status      Status     `json:"status"`
+	Status      Status     `json:"status" enum:"queued,processing,done,failed"`
 	Error       string     `json:"error,omitempty"`
 	Attempts    int        `json:"attempts"`
 	CreatedAt   time.Time  `json:"created_at"`

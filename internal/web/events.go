@@ -171,7 +171,8 @@ func (s *Server) registerEvents() {
 		Summary:     "Stream image changes (server-sent events)",
 		Description: "A text/event-stream of the caller's tenant. Event `ready` is sent once the stream is " +
 			"subscribed (reload any list then); event `image` carries the image JSON each time an image is " +
-			"created or reaches `done` or `failed`; event `resync` means events were dropped for a slow " +
+			"created, starts `processing`, is queued again for more features, or reaches `done` or `failed`; " +
+			"event `resync` means events were dropped for a slow " +
 			"reader and the client should reload. Comment lines are sent as heartbeats. Because EventSource " +
 			"cannot send headers, this route also accepts the API key as `?key=`.",
 		Tags:        []string{"images"},

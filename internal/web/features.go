@@ -193,7 +193,7 @@ func (s *Server) similar(ctx context.Context, in *similarInput) (*similarOutput,
 	switch {
 	case !slices.Contains(img.Features, job.FeaturePHash):
 		return nil, huma.Error409Conflict(fmt.Sprintf(
-			"image %q was not analysed for phash, so it has no near-duplicates to list; send the same image again with features=phash to add it", img.ID))
+			"image %q has no perceptual hash, so no near-duplicates to list: %s", img.ID, missingFeature(img, job.FeaturePHash)))
 	case img.Status.Terminal() && (img.Result == nil || img.Result.PHash == ""):
 		why := img.Error
 		if img.Result != nil && img.Result.Errors[job.FeaturePHash] != "" {
@@ -219,13 +219,36 @@ func (s *Server) similar(ctx context.Context, in *similarInput) (*similarOutput,
 	return out, nil
 }
 
+// missingFeature says why img has no answer for feature f, and how to get
+// one.
+func missingFeature(img *job.Image, f job.Feature) string {
+	switch {
+	case slices.Contains(img.Features, f) && !img.Status.Terminal():
+		return fmt.Sprintf("it is %s; ask again once it is done", img.Status)
+	case slices.Contains(img.Features, f) && img.Status == job.StatusFailed:
+		return "its analysis failed: " + img.Error
+	case slices.Contains(img.Features, f):
+		why := "no reason recorded"
+		if img.Result != nil && img.Result.Errors[f] != "" {
+			why = img.Result.Errors[f]
+		}
+		return fmt.Sprintf("%s failed (%s)", f, why)
+	case job.NewImageID(img.Tenant, img.SHA256, "") != img.ID:
+		// Its id came from an Idempotency-Key, which names one request.
+		return fmt.Sprintf("it was not asked for %[1]s, and as it was uploaded with an Idempotency-Key it keeps the features of that request; "+
+			"upload the bytes again with features=%[1]s (without the key, or with a new one) for an image that has it", f)
+	default:
+		return fmt.Sprintf("it was not asked for %[1]s; send the same image again with features=%[1]s to add it", f)
+	}
+}
+
 func (s *Server) thumbnail(ctx context.Context, in *imageInput) (*thumbnailOutput, error) {
 	img, err := s.lookup(ctx, in.ID)
 	if err != nil {
 		return nil, err
 	}
 	if img.Result == nil || img.Result.Thumbnail == nil {
-		return nil, huma.Error404NotFound(fmt.Sprintf("image %q has no thumbnail; send the same image again with features=thumbnail to add it", img.ID))
+		return nil, huma.Error404NotFound(fmt.Sprintf("image %q has no thumbnail: %s", img.ID, missingFeature(img, job.FeatureThumbnail)))
 	}
 	b, err := s.deps.Blobs.Get(ctx, job.ThumbnailKey(img.ID))
 	if s.deps.IsBlobNotFound(err) {

@@ -110,3 +110,34 @@ func TestSimilarAndThumbnail(t *testing.T) {
 		t.Errorf("thumbnail = %d %q %q; want the stored JPEG", rec.Code, rec.Body.String(), rec.Header().Get("Content-Type"))
 	}
 }
+
+// missingFeature tells a caller why an image has no answer for a feature
+// and what would get one; for an image keyed by an Idempotency-Key,
+// sending the same bytes again makes another image, and it says so.
+func TestMissingFeature(t *testing.T) {
+	sha := job.ContentHash([]byte("x"))
+	plain := &job.Image{ID: job.NewImageID("acme", sha, ""), Tenant: "acme", SHA256: sha, Status: job.StatusDone, Features: []job.Feature{job.FeatureLabels}}
+	keyed := *plain
+	keyed.ID = job.NewImageID("acme", sha, "order-1")
+	queued := *plain
+	queued.Status, queued.Features = job.StatusQueued, []job.Feature{job.FeatureLabels, job.FeaturePHash}
+	failed := queued
+	failed.Status, failed.Error = job.StatusFailed, "the data is not a recognised image"
+	broke := queued
+	broke.Status, broke.Result = job.StatusDone, &job.Result{Errors: map[job.Feature]string{job.FeaturePHash: "phash: empty image"}}
+	for _, tt := range []struct {
+		name string
+		img  *job.Image
+		want string
+	}{
+		{"not asked", plain, "send the same image again with features=phash"},
+		{"not asked, keyed", &keyed, "Idempotency-Key"},
+		{"not yet", &queued, "it is queued; ask again once it is done"},
+		{"failed", &failed, "the data is not a recognised image"},
+		{"its analyzer failed", &broke, "phash: empty image"},
+	} {
+		if got := missingFeature(tt.img, job.FeaturePHash); !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %q; want it to say %q", tt.name, got, tt.want)
+		}
+	}
+}

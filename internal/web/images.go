@@ -103,6 +103,7 @@ type contentOutput struct {
 	ContentType        string `header:"Content-Type"`
 	ContentDisposition string `header:"Content-Disposition"`
 	ContentRange       string `header:"Content-Range"`
+	ContentLength      string `header:"Content-Length"`
 	AcceptRanges       string `header:"Accept-Ranges"`
 	ETag               string `header:"ETag"`
 	CacheControl       string `header:"Cache-Control"`
@@ -405,9 +406,9 @@ func (s *Server) content(ctx context.Context, in *contentInput) (*contentOutput,
 		start, end, ok, satisfiable := byteRange(in.Range, size)
 		switch {
 		case !satisfiable:
-			out.Status, out.ContentType = http.StatusRequestedRangeNotSatisfiable, ""
-			out.ContentRange = fmt.Sprintf("bytes */%d", size)
-			return out, nil
+			return nil, huma.ErrorWithHeaders(
+				huma.NewError(http.StatusRequestedRangeNotSatisfiable, fmt.Sprintf("the range %q starts past the image's %d bytes", truncate(in.Range, 64), size)),
+				http.Header{"Content-Range": {fmt.Sprintf("bytes */%d", size)}})
 		case ok:
 			out.Status = http.StatusPartialContent
 			out.ContentRange = fmt.Sprintf("bytes %d-%d/%d", start, end, size)
@@ -415,6 +416,7 @@ func (s *Server) content(ctx context.Context, in *contentInput) (*contentOutput,
 		}
 	}
 	out.Body = b
+	out.ContentLength = strconv.Itoa(len(b))
 	return out, nil
 }
 

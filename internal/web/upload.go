@@ -74,7 +74,10 @@ func (s *Server) upload(ctx context.Context, in *uploadInput) (*uploadOutput, er
 
 	files, err := s.readUploads(in.req, in.w, in.Filename, idem != "")
 	if err != nil {
-		drainBody(in.req.Body)
+		var se huma.StatusError
+		if errors.As(err, &se) && se.GetStatus() == http.StatusBadRequest {
+			drainBody(in.req.Body)
+		}
 		return nil, err
 	}
 	// Validate every file before storing any, so a bad file rejects the
@@ -303,11 +306,12 @@ const widenRetryAfterSec = "1"
 // maxDrain is how much of a refused upload's unread body drainBody reads.
 const maxDrain = 16 << 20
 
-// drainBody reads what is left of a request body refused part way (a
-// second file under an Idempotency-Key, one file too many), up to
-// maxDrain, so that the client, still sending, reads the answer: a server
-// that answers and closes with the body unread makes the client's send
-// fail with a reset, and the client never sees why.
+// drainBody reads what is left of a request body refused part way with a
+// 400 (a second file under an Idempotency-Key), up to maxDrain, so that the
+// client, still sending, reads the answer: a server that answers and closes
+// with the body unread makes the client's send fail with a reset, and the
+// client never sees why. Refusals for size (413) stop reading at once, as
+// the sender may be hostile.
 func drainBody(body io.Reader) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
 }

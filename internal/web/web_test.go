@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -665,8 +666,12 @@ func TestContent(t *testing.T) {
 			t.Errorf("Range %q (If-Range %q) = %d, Content-Range %q, %d bytes; want %d, %q, bytes %d to %d",
 				tt.rng, tt.ifRange, rec.Code, rec.Header().Get("Content-Range"), rec.Body.Len(), tt.code, tt.contentRange, tt.from, tt.to)
 		}
-		if tt.code != 416 && rec.Header().Get("Accept-Ranges") != "bytes" {
-			t.Errorf("Range %q: Accept-Ranges %q; want bytes", tt.rng, rec.Header().Get("Accept-Ranges"))
+		if tt.code != 416 && (rec.Header().Get("Accept-Ranges") != "bytes" || rec.Header().Get("Content-Length") != strconv.Itoa(tt.to-tt.from)) {
+			t.Errorf("Range %q: Accept-Ranges %q, Content-Length %q; want bytes, %d", tt.rng,
+				rec.Header().Get("Accept-Ranges"), rec.Header().Get("Content-Length"), tt.to-tt.from)
+		}
+		if tt.code == 416 {
+			problemOf(t, rec, 416)
 		}
 	}
 
