@@ -106,7 +106,7 @@ func (s *Server) upload(ctx context.Context, in *uploadInput) (*uploadOutput, er
 			case err != nil:
 				return nil, s.internalErr(ctx, "looking up the image", err)
 			default:
-				if err := widenRefusal(img, features, idem); err != nil {
+				if err := widenRefusal(img, features, idem, f.name); err != nil {
 					return nil, err
 				}
 			}
@@ -244,7 +244,7 @@ func (s *Server) widen(ctx context.Context, img *job.Image, features []job.Featu
 		if !widened {
 			return img, nil
 		}
-		if err := widenRefusal(img, features, idem); err != nil {
+		if err := widenRefusal(img, features, idem, ""); err != nil {
 			return nil, err
 		}
 		got, ok, err := s.deps.Store.Reopen(ctx, img.Tenant, img.ID, img.Features, union)
@@ -269,20 +269,24 @@ var errWidenGone = errors.New("web: image deleted while asked for more features"
 // widenRefusal says why image img cannot be asked for features now: while
 // it is queued or processing (409), or when the features differ from what
 // the same Idempotency-Key asked for (422). It is nil when it can be, or
-// need not be.
-func widenRefusal(img *job.Image, features []job.Feature, idem string) error {
+// need not be. name, when not "", is the file's in a request of several.
+func widenRefusal(img *job.Image, features []job.Feature, idem, name string) error {
 	if _, widened := job.UnionFeatures(img.Features, features); !widened {
 		return nil
+	}
+	prefix := ""
+	if name != "" {
+		prefix = fmt.Sprintf("file %q: ", name)
 	}
 	switch {
 	case idem != "":
 		return huma.Error422UnprocessableEntity(fmt.Sprintf(
-			"this Idempotency-Key was already used to ask for %s; use a new key to ask for %s",
-			job.FormatFeatures(img.Features), job.FormatFeatures(features)))
+			"%sthis Idempotency-Key was already used to ask for %s; use a new key to ask for %s (a new image)",
+			prefix, job.FormatFeatures(img.Features), job.FormatFeatures(features)))
 	case !img.Status.Terminal():
 		return retryAfter(huma.Error409Conflict(fmt.Sprintf(
-			"image %s is still %s for %s; send it again once it is done to add %s",
-			img.ID, img.Status, job.FormatFeatures(img.Features), job.FormatFeatures(missing(img.Features, features)))),
+			"%simage %s is still %s for %s; send it again once it is done to add %s",
+			prefix, img.ID, img.Status, job.FormatFeatures(img.Features), job.FormatFeatures(missing(img.Features, features)))),
 			widenRetryAfterSec)
 	}
 	return nil

@@ -330,7 +330,9 @@ func TestUploadAsksForMoreFeatures(t *testing.T) {
 	// them is stored or queued.
 	rows, calls := hs.store.count(), len(hs.queue.calls)
 	body, ct := multipartBody(t, part{field: "file", filename: "new.png", data: pngBytes(t, 8, 8, 10)}, part{field: "file", filename: "again.png", data: b})
-	problemOf(t, hs.uploadRaw(t, "?features=faces", ct, body), http.StatusConflict)
+	if detail := problemOf(t, hs.uploadRaw(t, "?features=faces", ct, body), http.StatusConflict); !strings.Contains(detail, `file "again.png"`) {
+		t.Errorf("409 of a request of two files: %q; want the file named", detail)
+	}
 	if hs.store.count() != rows || len(hs.queue.calls) != calls {
 		t.Errorf("a refused request of two files stored %d images and published %d jobs; want none",
 			hs.store.count()-rows, len(hs.queue.calls)-calls)
