@@ -141,11 +141,14 @@ func (a *Analyzer) MinSide() int {
 }
 
 // workingSide is the longer side of the copy a w×h image is searched on:
-// WorkingSide, or as much more as makes MinFace of its shorter side
-// minWindow pixels, and never more than the image's own.
+// WorkingSide, or for a MinFace below DefaultMinFace as much more as makes
+// MinFace of its shorter side minWindow pixels, and never more than the
+// image's own. (At the default a long panorama's copy stays WorkingSide, so
+// its smallest face is a larger share of its shorter side: the default's
+// cost does not grow with the aspect.)
 func (a *Analyzer) workingSide(w, h int) int {
 	long, short := max(w, h), min(w, h)
-	if short == 0 {
+	if short == 0 || a.minFace >= DefaultMinFace {
 		return WorkingSide
 	}
 	need := int(math.Ceil(minWindow / a.minFace * float64(long) / float64(short)))
