@@ -153,7 +153,8 @@ func (s *Server) registerUploads() {
 		Path:        "/v1/uploads/{id}",
 		Summary:     "Send the bytes of a pre-signed upload",
 		Description: "The target of `upload_url` when the server stores blobs itself. The signature is the " +
-			"credential: no API key is needed. The Content-Type must be the one declared.",
+			"credential: no API key is needed. The Content-Type must be the one declared. The answer is 202 " +
+			"with the queued image, or 200 when the bytes are an image already finished.",
 		Tags:          []string{"uploads"},
 		Security:      []map[string][]string{{}},
 		DefaultStatus: http.StatusAccepted,
@@ -291,7 +292,11 @@ func (s *Server) putUpload(ctx context.Context, in *putUploadInput) (*putUploadO
 	if err != nil {
 		return nil, err
 	}
-	return &putUploadOutput{Status: http.StatusAccepted, Location: "/v1/images/" + img.ID, Body: img}, nil
+	out := &putUploadOutput{Status: http.StatusAccepted, Location: "/v1/images/" + img.ID, Body: img}
+	if img.Status.Terminal() {
+		out.Status = http.StatusOK // the same bytes, finished already: as POST /v1/images answers
+	}
+	return out, nil
 }
 
 // SweepUploads forgets the pre-signed uploads whose URL expired more than

@@ -124,6 +124,14 @@ func TestPresignedUpload(t *testing.T) {
 	if d := problemOf(t, hs.put(tk.UploadURL, "image/png", png), http.StatusForbidden); !strings.Contains(d, "already used") {
 		t.Errorf("second PUT detail = %q; want it to say the URL was already used", d)
 	}
+
+	// The same bytes through a new URL once the image is done: 200 with
+	// it, as POST /v1/images answers.
+	hs.store.setStatus(img.ID, job.StatusDone, job.Label{Label: "tabby", Score: 0.9})
+	tk2 := hs.ticket(t, `{"filename":"big.png","content_type":"image/png","size":`+itoa(len(png))+`,"features":["labels","qr"]}`)
+	if rec := hs.put(tk2.UploadURL, "image/png", png); rec.Code != http.StatusOK {
+		t.Errorf("PUT of a finished image's bytes = %d; want 200", rec.Code)
+	}
 }
 
 func TestPresignedUploadRefusals(t *testing.T) {
