@@ -40,7 +40,7 @@ func extractFeatures(res *job.Result) featureCols {
 	var c featureCols
 	for _, code := range res.QR {
 		if code.URL != nil {
-			c.qrURLs = append(c.qrURLs, code.Text)
+			c.qrURLs = append(c.qrURLs, foldURLHost(code.Text))
 		}
 	}
 	if len(c.qrURLs) > 0 {
@@ -62,6 +62,23 @@ func extractFeatures(res *job.Result) featureCols {
 		c.phash = sql.NullString{String: res.PHash, Valid: true}
 	}
 	return c
+}
+
+// foldURLHost lower-cases a URL's scheme and host, which are
+// case-insensitive, and leaves the rest as it is: the qr_url filter then
+// finds HTTPS://Shop.Example/p/1 by https://shop.example/p/ and the other
+// way round, while paths keep their case. Text that is not scheme://host…
+// is returned unchanged.
+func foldURLHost(s string) string {
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return s
+	}
+	end := len(s)
+	if j := strings.IndexAny(s[i+3:], "/?#"); j >= 0 {
+		end = i + 3 + j
+	}
+	return strings.ToLower(s[:end]) + s[end:]
 }
 
 // ParseTakenAt reads an EXIF time as the exif analyzer writes it: RFC 3339
@@ -98,7 +115,8 @@ func (db *DB) featureFilters(opt ListOptions, where []string, args []any) ([]str
 		// every engine; substr counts characters, not bytes, in both.
 		// Any of the image's codes may match.
 		where = append(where, "EXISTS (SELECT 1 FROM image_qr_urls u WHERE u.image_id = i.id AND substr(u.url, 1, ?) = ?)")
-		args = append(args, utf8.RuneCountInString(opt.QRURL), opt.QRURL)
+		prefix := foldURLHost(opt.QRURL)
+		args = append(args, utf8.RuneCountInString(prefix), prefix)
 	}
 	if !opt.TakenAfter.IsZero() {
 		where = append(where, "i.taken_at >= ?")

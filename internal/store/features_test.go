@@ -71,6 +71,8 @@ func testFeatureFilters(t *testing.T, db *DB) {
 		{"qr any code, not only the first", ListOptions{QRURL: "https://a.example"}, []string{multi}},
 		{"qr two codes match, listed once", ListOptions{QRURL: "https://"}, []string{multi, sydney, paris}},
 		{"qr text that is not a URL", ListOptions{QRURL: "HELLO"}, nil},
+		{"qr host in capitals", ListOptions{QRURL: "HTTPS://Shop.Example/p/"}, []string{paris}},
+		{"qr path keeps its case", ListOptions{QRURL: "https://shop.example/P/"}, nil},
 		{"taken after", ListOptions{TakenAfter: time.Date(2024, 5, 20, 0, 0, 0, 0, time.UTC)}, []string{sydney}},
 		{"taken before (offset honoured)", ListOptions{TakenBefore: time.Date(2024, 5, 17, 12, 3, 12, 0, time.UTC)}, []string{paris}},
 		{"taken window", ListOptions{TakenAfter: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), TakenBefore: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}, []string{sydney, paris}},
@@ -151,5 +153,20 @@ func testSimilarImages(t *testing.T, db *DB) {
 	}
 	if _, err := db.SimilarImages(ctx, "b", near, 10, 0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("another tenant's image: err = %v; want ErrNotFound", err)
+	}
+}
+
+func TestFoldURLHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"HTTPS://Shop.Example/P/1?Q=A": "https://shop.example/P/1?Q=A",
+		"http://EXAMPLE.com":           "http://example.com",
+		"HTTP://Example.COM?X=Y":       "http://example.com?X=Y",
+		"HELLO World":                  "HELLO World",
+		"://Odd":                       "://Odd",
+		"WIFI:S:Net;T:WPA;P:Pass;;":    "WIFI:S:Net;T:WPA;P:Pass;;",
+	} {
+		if got := foldURLHost(in); got != want {
+			t.Errorf("foldURLHost(%q) = %q; want %q", in, got, want)
+		}
 	}
 }

@@ -22,7 +22,7 @@ import (
 // parameters they are strings, validated here so that a bad value is a 400
 // that says what was expected.
 type FeatureQuery struct {
-	QRURL       string `query:"qr_url" doc:"Only images with a code (QR or barcode) whose text is a URL starting with this; any of an image's codes may match" example:"https://shop.example/p/"`
+	QRURL       string `query:"qr_url" doc:"Only images with a code (QR or barcode) whose text is a URL starting with this (scheme and host in any case); any of an image's codes may match" example:"https://shop.example/p/"`
 	TakenAfter  string `query:"taken_after" doc:"Only photos taken at or after this time (RFC 3339 or a date)" example:"2024-05-01"`
 	TakenBefore string `query:"taken_before" doc:"Only photos taken before this time (RFC 3339 or a date)" example:"2024-06-01T00:00:00Z"`
 	Near        string `query:"near" doc:"Only photos taken within KM kilometres (great-circle distance) of LAT,LON: lat,lon,km" example:"48.8584,2.2945,25"`
