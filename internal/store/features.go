@@ -64,6 +64,14 @@ func extractFeatures(res *job.Result) featureCols {
 	return c
 }
 
+// ceilMicro rounds t up to a whole microsecond.
+func ceilMicro(t time.Time) time.Time {
+	if r := t.Truncate(time.Microsecond); !r.Equal(t) {
+		return r.Add(time.Microsecond)
+	}
+	return t
+}
+
 // foldURLHost lower-cases a URL's scheme and host, which are
 // case-insensitive, and leaves the rest as it is: the qr_url filter then
 // finds HTTPS://Shop.Example/p/1 by https://shop.example/p/ and the other
@@ -118,13 +126,15 @@ func (db *DB) featureFilters(opt ListOptions, where []string, args []any) ([]str
 		prefix := foldURLHost(opt.QRURL)
 		args = append(args, utf8.RuneCountInString(prefix), prefix)
 	}
+	// Times are stored to the microsecond: a bound between two is rounded
+	// up, which keeps >= and < exact.
 	if !opt.TakenAfter.IsZero() {
 		where = append(where, "i.taken_at >= ?")
-		args = append(args, db.d.t(opt.TakenAfter))
+		args = append(args, db.d.t(ceilMicro(opt.TakenAfter)))
 	}
 	if !opt.TakenBefore.IsZero() {
 		where = append(where, "i.taken_at < ?")
-		args = append(args, db.d.t(opt.TakenBefore))
+		args = append(args, db.d.t(ceilMicro(opt.TakenBefore)))
 	}
 	if n := opt.Near; n != nil {
 		// The great-circle distance, as the haversine inequality

@@ -75,6 +75,10 @@ func testFeatureFilters(t *testing.T, db *DB) {
 		{"qr path keeps its case", ListOptions{QRURL: "https://shop.example/P/"}, nil},
 		{"taken after", ListOptions{TakenAfter: time.Date(2024, 5, 20, 0, 0, 0, 0, time.UTC)}, []string{sydney}},
 		{"taken before (offset honoured)", ListOptions{TakenBefore: time.Date(2024, 5, 17, 12, 3, 12, 0, time.UTC)}, []string{paris}},
+		// Paris is taken at 12:03:11 UTC exactly: a nanosecond after it
+		// leaves it out, a nanosecond before it keeps it in.
+		{"taken after, to the nanosecond", ListOptions{TakenAfter: time.Date(2024, 5, 17, 12, 3, 11, 1, time.UTC), TakenBefore: time.Date(2024, 5, 20, 0, 0, 0, 0, time.UTC)}, nil},
+		{"taken before, to the nanosecond", ListOptions{TakenAfter: time.Date(2024, 5, 17, 0, 0, 0, 0, time.UTC), TakenBefore: time.Date(2024, 5, 17, 12, 3, 11, 1, time.UTC)}, []string{paris}},
 		{"taken window", ListOptions{TakenAfter: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), TakenBefore: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}, []string{sydney, paris}},
 		{"near paris", ListOptions{Near: &Near{Lat: 48.86, Lon: 2.35, Km: 10}}, []string{paris}},
 		{"near paris too tight", ListOptions{Near: &Near{Lat: 48.86, Lon: 2.35, Km: 1}}, nil},
