@@ -144,7 +144,11 @@ func New(cfg Config) (*Pump, error) {
 	ws := make([]float64, len(cfg.Cities))
 	for i, c := range cfg.Cities {
 		ws[i] = c.Weight
-		p.zones = append(p.zones, time.FixedZone("", int(c.Offset.Seconds())))
+		loc, err := c.location()
+		if err != nil {
+			return nil, fmt.Errorf("pump: city %q: time zone: %w", c.Name, err)
+		}
+		p.zones = append(p.zones, loc)
 	}
 	p.cities = newWeighted(ws)
 	return p, nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -294,6 +295,40 @@ func TestManifestMatchesEXIF(t *testing.T) {
 		if taken.Before(c.From) || !taken.Before(c.Until) {
 			t.Errorf("photo %d taken %s, outside [%s, %s)", i, taken, c.From, c.Until)
 		}
+	}
+}
+
+// Photos carry their city's offset on the day they were taken, daylight
+// saving included, whatever the machine's time zone database.
+func TestCityTimeZones(t *testing.T) {
+	for _, tt := range []struct {
+		city     string
+		month    time.Month
+		offset   string
+		lat, lon float64
+		zone     string
+	}{
+		{"Paris", time.May, "+02:00", 48.8566, 2.3522, "Europe/Paris"},
+		{"Paris", time.January, "+01:00", 48.8566, 2.3522, "Europe/Paris"},
+		{"New York", time.May, "-04:00", 40.7128, -74.0060, "America/New_York"},
+		{"Sydney", time.May, "+10:00", -33.8688, 151.2093, "Australia/Sydney"},
+		{"Sydney", time.January, "+11:00", -33.8688, 151.2093, "Australia/Sydney"},
+	} {
+		c := smallConfig()
+		c.Cities = []City{{Name: tt.city, Lat: tt.lat, Lon: tt.lon, Weight: 1, Zone: tt.zone}}
+		c.From = time.Date(2024, tt.month, 10, 0, 0, 0, 0, time.UTC)
+		c.Until = c.From.Add(48 * time.Hour)
+		p := newPump(t, c)
+		ph, err := p.Photo(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(ph.Entry.TakenAt, tt.offset) {
+			t.Errorf("%s in %s: taken_at %s; want the offset %s", tt.city, tt.month, ph.Entry.TakenAt, tt.offset)
+		}
+	}
+	if _, err := New(Config{Cities: []City{{Name: "Nowhere", Weight: 1, Zone: "Mars/Olympus_Mons"}}}); err == nil {
+		t.Error("New with an unknown time zone: no error")
 	}
 }
 

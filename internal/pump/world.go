@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"time"
+	_ "time/tzdata" // City.Zone: the same offsets on every machine
 )
 
 // City is a place photos are taken around.
@@ -14,24 +15,35 @@ type City struct {
 	Lat, Lon float64
 	// Weight is the city's share of photos, relative to the others.
 	Weight float64
-	// Offset is the city's UTC offset (fixed: daylight saving is ignored,
-	// so that runs do not depend on the machine's time zone database).
+	// Zone is the city's IANA time zone, daylight saving included; the
+	// time zone database is built into the binary (time/tzdata), so runs
+	// do not depend on the machine's. Empty: Offset, fixed.
+	Zone string
+	// Offset is a fixed UTC offset for a city without a Zone.
 	Offset time.Duration
+}
+
+// location is c's time zone.
+func (c City) location() (*time.Location, error) {
+	if c.Zone == "" {
+		return time.FixedZone("", int(c.Offset.Seconds())), nil
+	}
+	return time.LoadLocation(c.Zone)
 }
 
 // DefaultCities covers every hemisphere, so positions come with all four
 // reference letters (N/S, E/W).
 var DefaultCities = []City{
-	{"Paris", 48.8566, 2.3522, 8, 1 * time.Hour},
-	{"London", 51.5074, -0.1278, 7, 0},
-	{"Berlin", 52.5200, 13.4050, 5, 1 * time.Hour},
-	{"New York", 40.7128, -74.0060, 7, -5 * time.Hour},
-	{"San Francisco", 37.7749, -122.4194, 4, -8 * time.Hour},
-	{"Tokyo", 35.6762, 139.6503, 6, 9 * time.Hour},
-	{"Mumbai", 19.0760, 72.8777, 3, 5*time.Hour + 30*time.Minute},
-	{"Sydney", -33.8688, 151.2093, 3, 10 * time.Hour},
-	{"São Paulo", -23.5505, -46.6333, 3, -3 * time.Hour},
-	{"Cape Town", -33.9249, 18.4241, 2, 2 * time.Hour},
+	{Name: "Paris", Lat: 48.8566, Lon: 2.3522, Weight: 8, Zone: "Europe/Paris"},
+	{Name: "London", Lat: 51.5074, Lon: -0.1278, Weight: 7, Zone: "Europe/London"},
+	{Name: "Berlin", Lat: 52.5200, Lon: 13.4050, Weight: 5, Zone: "Europe/Berlin"},
+	{Name: "New York", Lat: 40.7128, Lon: -74.0060, Weight: 7, Zone: "America/New_York"},
+	{Name: "San Francisco", Lat: 37.7749, Lon: -122.4194, Weight: 4, Zone: "America/Los_Angeles"},
+	{Name: "Tokyo", Lat: 35.6762, Lon: 139.6503, Weight: 6, Zone: "Asia/Tokyo"},
+	{Name: "Mumbai", Lat: 19.0760, Lon: 72.8777, Weight: 3, Zone: "Asia/Kolkata"},
+	{Name: "Sydney", Lat: -33.8688, Lon: 151.2093, Weight: 3, Zone: "Australia/Sydney"},
+	{Name: "São Paulo", Lat: -23.5505, Lon: -46.6333, Weight: 3, Zone: "America/Sao_Paulo"},
+	{Name: "Cape Town", Lat: -33.9249, Lon: 18.4241, Weight: 2, Zone: "Africa/Johannesburg"},
 }
 
 // hourWeights is the daily rhythm: the relative number of photos taken in
