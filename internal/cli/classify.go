@@ -233,10 +233,10 @@ func expandImageArgs(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
 		st, err := os.Stat(a)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
+		if err != nil || !st.IsDir() {
+			// A file, or a path that cannot be read: classified (or
+			// reported as failed) with the others, so that one bad name
+			// does not cost the rest their results.
 			out = append(out, a)
 			continue
 		}

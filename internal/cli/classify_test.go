@@ -2,6 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -34,5 +37,20 @@ func TestPrintClassifiedAligns(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "…") {
 		t.Errorf("the long label was not cut:\n%s", buf.String())
+	}
+}
+
+// A named path that does not exist is kept, to be reported with the
+// others' results rather than to abort them all.
+func TestExpandImageArgsKeepsMissingFiles(t *testing.T) {
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "a.jpg")
+	if err := os.WriteFile(ok, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.jpg")
+	got, err := expandImageArgs([]string{ok, missing})
+	if err != nil || !slices.Equal(got, []string{ok, missing}) {
+		t.Errorf("expandImageArgs = %v, %v; want both paths", got, err)
 	}
 }
