@@ -161,7 +161,8 @@ scheduled time, so a server falling behind shows in the numbers.
 
 --check takes SLOs: metrics avg, p50, p90, p99, max (latency; prefix upload., queue. or
 processing. for a phase), errors, error_rate, throughput (img/s) and accuracy_qr,
-accuracy_time, accuracy_place, accuracy_label (with --manifest); operators < <= > >= =.
+accuracy_time, accuracy_place, accuracy_label (with --manifest); operators < <= > >= =. Shares
+(error_rate, accuracy_*) are written 0.99 or 99%.
 
 --manifest reads expected answers (JSON Lines, as written by 'glimpse pump') and reports
 accuracy per field; with no files given it sends the manifest's own files.

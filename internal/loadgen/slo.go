@@ -157,6 +157,11 @@ func parseBound(kind metricKind, v string) (float64, error) {
 		if pct {
 			f /= 100
 		}
+		if f < 0 || f > 1 {
+			// 99 meant as 99% would otherwise be a bound no share meets,
+			// or every share does: refuse it rather than guess.
+			return 0, fmt.Errorf("bound %q is not a share between 0 and 1: write 0.99 or 99%%", v)
+		}
 		return f, nil
 	default:
 		f, err := strconv.ParseFloat(strings.TrimSuffix(v, "/s"), 64)
