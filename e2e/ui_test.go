@@ -328,6 +328,11 @@ func TestUI(t *testing.T) {
 	// Dashboard: every chart draws, or says there is no data yet.
 	b.do("open dashboard", chromedp.Navigate(s.URL+"/#/dashboard"))
 	b.waitJS("charts drawn", `[...document.querySelectorAll('.chart .plot')].every(p => p.querySelector('svg, .nodata'))`, 30*time.Second)
+	// The day's throughput is a line over every hour, zeros included, not
+	// a dot for the one hour that had images.
+	if n := eval[int](b, `(document.querySelector('#c-throughput .plot path.series')?.getAttribute('d') || '').split(/[ML]/).length - 1`); n < 24 {
+		t.Errorf("the day's throughput line has %d points; want one per hour", n)
+	}
 	b.screenshot("dashboard-desktop")
 	b.checkConsole("dashboard")
 

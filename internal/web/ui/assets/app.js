@@ -794,6 +794,22 @@ async function stats(path) {
 
 function byTime(buckets) { return (buckets || []).map((b) => ({ ...b, ms: Date.parse(b.t) })).filter((b) => !Number.isNaN(b.ms)); }
 
+const BUCKET_MS = { minute: 60e3, hour: 3600e3, day: 86400e3 };
+
+// everyBucket returns the rows of t (byTime) with a zero row added for each
+// bucket of the period from..to (ms) that has none: counts the API leaves
+// out because nothing happened are drawn as zero, not skipped.
+function everyBucket(t, from, to, bucket) {
+  const size = BUCKET_MS[bucket];
+  if (!size) return t;
+  const have = new Map(t.map((b) => [b.ms, b]));
+  const out = [...t];
+  for (let ms = Math.floor(from / size) * size; ms <= to; ms += size) {
+    if (!have.has(ms)) out.push({ ms, done: 0, failed: 0 });
+  }
+  return out.sort((a, b) => a.ms - b.ms);
+}
+
 // stacksOf groups [{t, <key>, count}] into the top n series plus "other".
 function stacksOf(buckets, key, n = 7) {
   const rows = byTime(buckets);
@@ -831,19 +847,21 @@ function dashboardPage(main) {
     ]);
     if (my !== seq) return;
     const t = byTime(tp && tp.buckets);
+    const period = { from: from.getTime(), to: to.getTime() };
     if (t.length) {
-      lineChart(plot('c-throughput'), { series: [
-        { name: 'done per ' + r.bucket, color: PALETTE[0], points: t.map((b) => [b.ms, b.done || 0]) },
-        { name: 'failed per ' + r.bucket, color: PALETTE[1], points: t.map((b) => [b.ms, b.failed || 0]) },
+      const all = everyBucket(t, period.from, period.to, r.bucket);
+      lineChart(plot('c-throughput'), { ...period, series: [
+        { name: 'done per ' + r.bucket, color: PALETTE[0], points: all.map((b) => [b.ms, b.done || 0]) },
+        { name: 'failed per ' + r.bucket, color: PALETTE[1], points: all.map((b) => [b.ms, b.failed || 0]) },
       ] });
-      lineChart(plot('c-latency'), { format: (v) => fmtNum(v) + ' ms', series: [
+      lineChart(plot('c-latency'), { ...period, format: (v) => fmtNum(v) + ' ms', series: [
         { name: 'p50', color: PALETTE[2], points: t.filter((b) => b.p50_ms != null).map((b) => [b.ms, b.p50_ms]) },
         { name: 'p99', color: PALETTE[3], points: t.filter((b) => b.p99_ms != null).map((b) => [b.ms, b.p99_ms]) },
       ] });
     } else { noData(plot('c-throughput')); noData(plot('c-latency')); }
     const b = byTime(bl && bl.buckets);
     if (b.length) {
-      lineChart(plot('c-backlog'), { series: [
+      lineChart(plot('c-backlog'), { ...period, series: [
         { name: 'backlog (jobs)', color: PALETTE[4], points: b.map((x) => [x.ms, x.backlog || 0]) },
         { name: 'workers (right axis)', color: PALETTE[2], axis: 'right', step: true, dashed: true, points: b.map((x) => [x.ms, x.workers || 0]) },
       ] });

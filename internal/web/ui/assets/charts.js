@@ -83,12 +83,14 @@ function xAxis(svg, t0, t1, sx) {
 }
 
 // lineChart draws series of [time ms, value] points. A series with
-// axis: 'right' is scaled on its own right-hand axis.
-export function lineChart(el, { series, format = fmtNum, formatRight = fmtNum }) {
+// axis: 'right' is scaled on its own right-hand axis. from and to (ms), when
+// given, are the period the time axis spans, whatever the data covers.
+export function lineChart(el, { series, format = fmtNum, formatRight = fmtNum, from, to }) {
   const all = series.flatMap((s) => s.points);
   if (all.length === 0) return noData(el);
   const svg = frame(el);
   let t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]));
+  if (from != null && to != null && from < to) { t0 = Math.min(t0, from); t1 = Math.max(t1, to); }
   if (t0 === t1) { t0 -= 1800e3; t1 += 1800e3; } // one bucket: show the half hour around it
   const maxOf = (side) => niceMax(Math.max(0, ...series.filter((s) => (s.axis || 'left') === side).flatMap((s) => s.points.map((p) => p[1]))));
   const maxL = maxOf('left'), maxR = maxOf('right');
