@@ -190,20 +190,13 @@ func (s *Server) similar(ctx context.Context, in *similarInput) (*similarOutput,
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case !slices.Contains(img.Features, job.FeaturePHash):
-		return nil, huma.Error409Conflict(fmt.Sprintf(
+	if img.Result == nil || img.Result.PHash == "" {
+		err := huma.Error409Conflict(fmt.Sprintf(
 			"image %q has no perceptual hash, so no near-duplicates to list: %s", img.ID, missingFeature(img, job.FeaturePHash)))
-	case img.Status.Terminal() && (img.Result == nil || img.Result.PHash == ""):
-		why := img.Error
-		if img.Result != nil && img.Result.Errors[job.FeaturePHash] != "" {
-			why = img.Result.Errors[job.FeaturePHash]
+		if slices.Contains(img.Features, job.FeaturePHash) && !img.Status.Terminal() {
+			return nil, retryAfter(err, widenRetryAfterSec) // the hash is on its way
 		}
-		return nil, huma.Error409Conflict(fmt.Sprintf(
-			"image %q is %s without a perceptual hash (%s), so it has no near-duplicates to list", img.ID, img.Status, why))
-	case img.Result == nil || img.Result.PHash == "":
-		return nil, retryAfter(huma.Error409Conflict(fmt.Sprintf(
-			"image %q is %s and has no perceptual hash yet; ask again once it is done", img.ID, img.Status)), widenRetryAfterSec)
+		return nil, err
 	}
 	sims, err := s.deps.Store.SimilarImages(ctx, tenantOf(ctx), in.ID, maxDist, limit)
 	if errors.Is(err, store.ErrNotFound) {
