@@ -68,9 +68,13 @@ func newRig(t *testing.T, qcfg queue.Config) *rig {
 	return &rig{nc: nc, q: q, db: db, blobs: blobs}
 }
 
-// submit stores an image the way the API does and queues its job.
-func (r *rig) submit(t *testing.T, b []byte) string {
+// submit stores an image the way the API does and queues its job, for
+// features (default job.DefaultFeatures).
+func (r *rig) submit(t *testing.T, b []byte, features ...job.Feature) string {
 	t.Helper()
+	if len(features) == 0 {
+		features = job.DefaultFeatures
+	}
 	ctx := context.Background()
 	sha := job.ContentHash(b)
 	id := job.NewImageID("t1", sha, "")
@@ -78,10 +82,10 @@ func (r *rig) submit(t *testing.T, b []byte) string {
 	if err := r.blobs.Put(ctx, key, b, "image/png"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.db.CreateImage(ctx, &job.Image{ID: id, Tenant: "t1", Filename: "x.png", ContentType: "image/png", Size: int64(len(b)), SHA256: sha, Features: job.DefaultFeatures, Status: job.StatusQueued}); err != nil {
+	if _, _, err := r.db.CreateImage(ctx, &job.Image{ID: id, Tenant: "t1", Filename: "x.png", ContentType: "image/png", Size: int64(len(b)), SHA256: sha, Features: features, Status: job.StatusQueued}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.q.Publish(ctx, job.Job{ImageID: id, Tenant: "t1", BlobKey: key, Filename: "x.png", Features: job.DefaultFeatures, EnqueuedAt: time.Now()}); err != nil {
+	if err := r.q.Publish(ctx, job.Job{ImageID: id, Tenant: "t1", BlobKey: key, Filename: "x.png", Features: features, EnqueuedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -358,20 +362,7 @@ func (w *thumbWriter) Analyze(ctx context.Context, img *analyzer.Image, res *job
 func TestDeletedDuringAnalysisLeavesNoThumbnail(t *testing.T) {
 	r := newRig(t, queue.Config{})
 	ctx := context.Background()
-	b := testPNG(t, 11)
-	sha := job.ContentHash(b)
-	id := job.NewImageID("t1", sha, "")
-	key := job.InputKey("t1", id)
-	features := []job.Feature{job.FeatureThumbnail}
-	if err := r.blobs.Put(ctx, key, b, "image/png"); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := r.db.CreateImage(ctx, &job.Image{ID: id, Tenant: "t1", Filename: "x.png", ContentType: "image/png", Size: int64(len(b)), SHA256: sha, Features: features, Status: job.StatusQueued}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.q.Publish(ctx, job.Job{ImageID: id, Tenant: "t1", BlobKey: key, Features: features, EnqueuedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
+	id := r.submit(t, testPNG(t, 11), job.FeatureThumbnail)
 	tw := &thumbWriter{blobs: r.blobs, during: func() {
 		if err := r.db.DeleteImage(ctx, "t1", id); err != nil {
 			t.Errorf("delete during the analysis: %v", err)
@@ -468,15 +459,7 @@ func checkFor(t *testing.T, wait, sleep time.Duration, f func() error) {
 // done and the other features still report.
 func TestFailingAnalyzerDoesNotFailJob(t *testing.T) {
 	r := newRig(t, queue.Config{})
-	ctx := context.Background()
-	b := testPNG(t, 8)
-	sha := job.ContentHash(b)
-	id := job.NewImageID("t1", sha, "")
-	key := job.InputKey("t1", id)
-	r.blobs.Put(ctx, key, b, "image/png")
-	features := []job.Feature{job.FeatureLabels, job.FeatureColors}
-	r.db.CreateImage(ctx, &job.Image{ID: id, Tenant: "t1", SHA256: sha, Features: features, Status: job.StatusQueued})
-	r.q.Publish(ctx, job.Job{ImageID: id, Tenant: "t1", BlobKey: key, Features: features})
+	id := r.submit(t, testPNG(t, 8), job.FeatureLabels, job.FeatureColors)
 	broken := &fakeFeature{feature: job.FeatureColors, err: errors.New("colour space exploded")}
 	p := r.pool(t, fastConfig(), pipelineOf(&fakeLabels{fn: func(context.Context, image.Image) ([]job.Label, error) { return catLabels, nil }}, broken))
 	p.SetSize(1)
